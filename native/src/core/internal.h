@@ -1,0 +1,93 @@
+/* Internal declarations shared by the library's families. Not installed, not part of the ABI. */
+#ifndef ISTHMUS_INTERNAL_H
+#define ISTHMUS_INTERNAL_H
+
+#include "isthmus.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ISTHMUS_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------ errors (status.c) */
+
+/* Records a printf-style message as this thread's last error and returns status. */
+isthmus_status isthmus__fail(isthmus_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void isthmus__clear_error(void);
+
+#define FAIL_ARG(...) isthmus__fail(ISTHMUS_ERR_INVALID_ARGUMENT, __VA_ARGS__)
+
+/* Checks that every check needs: a non-null pointer, a positive size, a stride >= a minimum. */
+#define CHECK_PTR(p, name)                                                                 \
+    do {                                                                                   \
+        if ((p) == NULL) return FAIL_ARG("%s: %s is NULL", __func__, name);                \
+    } while (0)
+#define CHECK_POS(v, name)                                                                 \
+    do {                                                                                   \
+        if ((v) <= 0) return FAIL_ARG("%s: %s = %lld, must be >= 1", __func__, name,       \
+                                      (long long)(v));                                     \
+    } while (0)
+#define CHECK_LD(ld, min, name)                                                            \
+    do {                                                                                   \
+        if ((ld) < (min)) return FAIL_ARG("%s: %s = %lld, must be >= %lld", __func__, name,\
+                                          (long long)(ld), (long long)(min));              \
+    } while (0)
+
+/* Largest element count any one buffer may describe: keeps every byte offset within int64 and
+ * within the address space (2^47 elements of at most 4 bytes). */
+#define ISTHMUS_MAX_ELEMS ((int64_t)1 << 45)
+
+/* rows x ld elements fit without overflow and below ISTHMUS_MAX_ELEMS. */
+int isthmus__extent_ok(int64_t rows, int64_t ld);
+
+/* ------------------------------------------------------------------ ISA and dispatch (cpu.c) */
+
+int32_t isthmus__isa_active(void);
+
+typedef enum isthmus_op {
+    ISTHMUS_OP_QUANTIZE_S8,
+    ISTHMUS_OP_GEMM_S8,
+    ISTHMUS_OP_GEMM_S8_S32,
+    ISTHMUS_OP_COUNT
+} isthmus_op;
+
+/* Kernel object for (op, isa), or NULL where that variant is not built or not supported. */
+const void *isthmus__kernel(isthmus_op op, int32_t isa);
+
+/* ------------------------------------------------------------------ thread pool (pool.c) */
+
+/* Runs fn(ctx, task) for task in [0, ntasks) on the pool, the calling thread taking part; returns
+ * when all have run. Safe to call from many threads: a call that finds the pool busy runs its tasks
+ * on the calling thread alone. */
+typedef void (*isthmus_task_fn)(void *ctx, int64_t task);
+void isthmus__parallel_for(int64_t ntasks, isthmus_task_fn fn, void *ctx);
+int32_t isthmus__threads(void);
+
+/* ------------------------------------------------------------------ aligned scratch */
+void *isthmus__aligned_alloc(size_t bytes);
+void isthmus__aligned_free(void *p);
+
+
+
+/* ------------------------------------------------------------------ kernel types (kernels.def) */
+
+/* Quantization primitives over n contiguous elements. Every variant gives bit-identical results. */
+typedef struct QUANTIZE_S8_kernel {
+    float (*amax)(const float *x, int64_t n);             /* max |x|; NaN if any x is NaN or inf */
+    void (*quant)(const float *x, int64_t n, float scale, int8_t *q); /* rne(x / scale), scale > 0 */
+    void (*dequant)(const int8_t *q, int64_t n, float scale, float *x);
+} QUANTIZE_S8_kernel;
+
+struct gemm_problem; /* gemm/gemm.h */
+
+/* A GEMM variant: computes rows [m0, m1) x panels [p0, p1) of one problem. nr = panel width of the
+ * packed layout it reads; comp = 1 when its layout carries the 128 * column-sum compensation. */
+typedef struct GEMM_S8_kernel {
+    int32_t isa;
+    int32_t nr;
+    int32_t comp;
+    void (*tile)(const struct gemm_problem *p, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+} GEMM_S8_kernel;
+typedef GEMM_S8_kernel GEMM_S8_S32_kernel;
+#endif

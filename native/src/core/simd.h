@@ -1,0 +1,41 @@
+/*
+ * simd.h: the intrinsics header for AVX-512 kernel sources. The shipped library compiles them natively
+ * (<immintrin.h> with -mavx512f -mavx512bw -mavx512vl -mavx512vnni); the test-only build defines
+ * ISTHMUS_SIMDE and compiles the very same source against SIMDe, which emulates the intrinsics on any
+ * x86-64 CPU, so the kernels are checked where the CPU has no AVX-512. Steps SIMDe 0.7.4 lacks are
+ * written here from intrinsics it has, so both builds share one kernel source.
+ */
+#ifndef ISTHMUS_SIMD_H
+#define ISTHMUS_SIMD_H
+
+#ifdef ISTHMUS_SIMDE
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+
+/* SIMDe 0.7.4 lacks these four conversions: build them from two 256-bit halves. */
+static inline __m512 isthmus_mm512_cvtepi32_ps(__m512i a) {
+    __m256 lo = _mm256_cvtepi32_ps(_mm512_castsi512_si256(a));
+    __m256 hi = _mm256_cvtepi32_ps(_mm512_extracti64x4_epi64(a, 1));
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+static inline __m512i isthmus_mm512_cvtps_epi32(__m512 a) {
+    __m256i lo = _mm256_cvtps_epi32(_mm512_castps512_ps256(a));
+    __m256i hi = _mm256_cvtps_epi32(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+static inline __m512i isthmus_mm512_cvtepi8_epi32(__m128i a) {
+    __m256i lo = _mm256_cvtepi8_epi32(a);
+    __m256i hi = _mm256_cvtepi8_epi32(_mm_srli_si128(a, 8));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+/* values are already in [-127, 127]: the saturating form is exact */
+#define isthmus_mm512_cvtepi32_epi8(a) _mm512_cvtsepi32_epi8(a)
+#else
+#include <immintrin.h>
+#define isthmus_mm512_cvtepi32_ps(a) _mm512_cvtepi32_ps(a)
+#define isthmus_mm512_cvtps_epi32(a) _mm512_cvtps_epi32(a)
+#define isthmus_mm512_cvtepi8_epi32(a) _mm512_cvtepi8_epi32(a)
+#define isthmus_mm512_cvtepi32_epi8(a) _mm512_cvtepi32_epi8(a)
+#endif
+
+#endif
