@@ -1,0 +1,31 @@
+package dev.isthmus;
+
+import java.lang.foreign.ValueLayout;
+
+/** Element types of {@link Tensor}. */
+public enum DType {
+    /** 32-bit IEEE float. */
+    F32(4, ValueLayout.JAVA_FLOAT),
+    /** signed 8-bit integer (quantized values). */
+    I8(1, ValueLayout.JAVA_BYTE),
+    /** signed 32-bit integer (accumulators). */
+    I32(4, ValueLayout.JAVA_INT);
+
+    private final int byteSize;
+    private final ValueLayout layout;
+
+    DType(int byteSize, ValueLayout layout) {
+        this.byteSize = byteSize;
+        this.layout = layout;
+    }
+
+    /** Bytes per element. */
+    public int byteSize() {
+        return byteSize;
+    }
+
+    /** The FFM layout of one element (native byte order). */
+    public ValueLayout layout() {
+        return layout;
+    }
+}

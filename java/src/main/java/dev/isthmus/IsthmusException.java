@@ -1,0 +1,47 @@
+package dev.isthmus;
+
+/**
+ * A native kernel refused or failed a call that passed the Java checks. Carries the native status
+ * code ({@code ISTHMUS_ERR_*} of isthmus.h) and the library's own message.
+ */
+public final class IsthmusException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    /** ISTHMUS_ERR_INVALID_ARGUMENT: the library found an argument invalid. */
+    public static final int INVALID_ARGUMENT = 1;
+    /** ISTHMUS_ERR_UNSUPPORTED: valid, but not servable by this build or CPU. */
+    public static final int UNSUPPORTED = 2;
+    /** ISTHMUS_ERR_OUT_OF_MEMORY. */
+    public static final int OUT_OF_MEMORY = 3;
+    /** ISTHMUS_ERR_INTERNAL: a bug, please report it. */
+    public static final int INTERNAL = 4;
+
+    private final int status;
+    private final String nativeMessage;
+
+    public IsthmusException(String operation, int status, String nativeMessage) {
+        super(operation + " failed (" + statusName(status) + "): " + nativeMessage);
+        this.status = status;
+        this.nativeMessage = nativeMessage;
+    }
+
+    /** The native status code. */
+    public int status() {
+        return status;
+    }
+
+    /** The text of {@code isthmus_last_error()} for the failed call. */
+    public String nativeMessage() {
+        return nativeMessage;
+    }
+
+    static String statusName(int status) {
+        return switch (status) {
+            case INVALID_ARGUMENT -> "ISTHMUS_ERR_INVALID_ARGUMENT";
+            case UNSUPPORTED -> "ISTHMUS_ERR_UNSUPPORTED";
+            case OUT_OF_MEMORY -> "ISTHMUS_ERR_OUT_OF_MEMORY";
+            case INTERNAL -> "ISTHMUS_ERR_INTERNAL";
+            default -> "status " + status;
+        };
+    }
+}

@@ -1,0 +1,68 @@
+package dev.isthmus.internal;
+
+import dev.isthmus.DType;
+import dev.isthmus.Tensor;
+
+import java.util.Arrays;
+
+/** Argument checks shared by the public entries; every message names the argument and its shape. */
+public final class Checks {
+    private Checks() {}
+
+    public static <T> T notNull(T value, String name) {
+        if (value == null) throw new IllegalArgumentException(name + " is null");
+        return value;
+    }
+
+    /** A live, reachable, native rank-2 tensor of the given dtype whose rows are contiguous. */
+    public static Tensor matrix(Tensor t, String name, DType dtype) {
+        notNull(t, name);
+        usable(t, name);
+        if (t.dtype() != dtype)
+            throw new IllegalArgumentException(name + " must be " + dtype + " but is " + t.dtype() + " " + shape(t));
+        if (t.rank() != 2)
+            throw new IllegalArgumentException(name + " must be a matrix (rank 2) but has shape " + shape(t));
+        if (t.stride(1) != 1)
+            throw new IllegalArgumentException(name + " must have contiguous rows (column stride 1) but has strides "
+                    + Arrays.toString(t.strides()));
+        return t;
+    }
+
+    /** A live, reachable, native vector of {@code length} elements of the given dtype (contiguous). */
+    public static Tensor vector(Tensor t, String name, DType dtype, long length) {
+        notNull(t, name);
+        usable(t, name);
+        if (t.dtype() != dtype)
+            throw new IllegalArgumentException(name + " must be " + dtype + " but is " + t.dtype() + " " + shape(t));
+        if (t.elementCount() != length || (t.rank() > 1 && !t.isContiguous()))
+            throw new IllegalArgumentException(name + " must hold " + length + " contiguous elements but has shape "
+                    + shape(t));
+        if (t.rank() == 1 && t.stride(0) != 1)
+            throw new IllegalArgumentException(name + " must be contiguous but has stride " + t.stride(0));
+        return t;
+    }
+
+    /** Open arena, accessible from this thread, off-heap memory. */
+    public static void usable(Tensor t, String name) {
+        if (!t.segment().scope().isAlive())
+            throw new IllegalStateException(name + " " + shape(t) + " is closed: its arena or tensor was closed");
+        if (!t.segment().isAccessibleBy(Thread.currentThread()))
+            throw new IllegalStateException(name + " " + shape(t) + " belongs to a confined arena of another thread");
+        if (!t.segment().isNative())
+            throw new IllegalArgumentException(name + " " + shape(t) + " is backed by a Java heap array: native kernels "
+                    + "need off-heap memory (use Tensor.of(array), which copies, or allocate from an Arena)");
+    }
+
+    /** out must not share any byte with in (the kernels read inputs while writing outputs). */
+    public static void noOverlap(Tensor out, String outName, Tensor in, String inName) {
+        if (in == null) return;
+        long a0 = out.segment().address(), a1 = a0 + out.segment().byteSize();
+        long b0 = in.segment().address(), b1 = b0 + in.segment().byteSize();
+        if (a0 < b1 && b0 < a1)
+            throw new IllegalArgumentException(outName + " " + shape(out) + " overlaps " + inName + " " + shape(in));
+    }
+
+    public static String shape(Tensor t) {
+        return t.dtype() + Arrays.toString(t.shape());
+    }
+}

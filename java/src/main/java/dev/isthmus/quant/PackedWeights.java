@@ -1,0 +1,147 @@
+package dev.isthmus.quant;
+
+import dev.isthmus.DType;
+import dev.isthmus.Isa;
+import dev.isthmus.Tensor;
+import dev.isthmus.bindings.Isthmus;
+import dev.isthmus.bindings.isthmus_gemm_pack_args;
+import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Native;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Int8 weights W[N, K] (a row per output channel) with their scales, packed once into the layout of
+ * the ISA variant active when packing. Immutable, usable from many threads at once; owns native
+ * memory until {@link #close()}.
+ *
+ * <pre>{@code
+ * try (Tensor w = Tensor.of(weights, n, k);
+ *      PackedWeights pw = PackedWeights.quantize(w, QuantScheme.int8PerGroup(32));
+ *      Tensor x = Tensor.of(activations, m, k);
+ *      Tensor y = Ops.matmul(x, pw)) {       // y[m, n] f32
+ *     ...
+ * }
+ * }</pre>
+ */
+public final class PackedWeights implements AutoCloseable {
+    private final Arena arena;
+    private final MemorySegment packed;
+    private final long n, k;
+    private final QuantScheme scheme;
+    private final Isa isa;
+
+    private PackedWeights(Arena arena, MemorySegment packed, long n, long k, QuantScheme scheme, Isa isa) {
+        this.arena = arena;
+        this.packed = packed;
+        this.n = n;
+        this.k = k;
+        this.scheme = scheme;
+        this.isa = isa;
+    }
+
+    /** Quantizes an F32 weight matrix [N, K] with a native scheme and packs it. */
+    public static PackedWeights quantize(Tensor w, QuantScheme scheme) {
+        Checks.notNull(scheme, "scheme");
+        requireNative(scheme);
+        try (QuantizedTensor q = Quant.quantize(w, scheme)) {
+            return pack(q);
+        }
+    }
+
+    /**
+     * Packs quantized weights [N, K] (values in [-127, 127]; -128 is refused) with a native scheme.
+     * The quantized tensor may be closed afterwards.
+     */
+    public static PackedWeights pack(QuantizedTensor w) {
+        Checks.notNull(w, "w");
+        QuantScheme scheme = w.scheme();
+        requireNative(scheme);
+        Tensor values = Checks.matrix(w.values(), "w.values", DType.I8);
+        Checks.usable(w.scales(), "w.scales");
+        Native.ensureLoaded();
+        long n = values.dim(0), k = values.dim(1);
+        if (k > Isthmus.ISTHMUS_GEMM_MAX_K())
+            throw new IllegalArgumentException("w " + Checks.shape(values) + ": K = " + k + " exceeds "
+                    + Isthmus.ISTHMUS_GEMM_MAX_K() + " (int32 accumulators would overflow)");
+        Arena arena = Arena.ofShared();
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment a = isthmus_gemm_pack_args.allocate(call);
+            isthmus_gemm_pack_args.n(a, n);
+            isthmus_gemm_pack_args.k(a, k);
+            isthmus_gemm_pack_args.w(a, values.segment());
+            isthmus_gemm_pack_args.ldw(a, values.stride(0));
+            isthmus_gemm_pack_args.w_granularity(a, scheme.nativeGranularity());
+            isthmus_gemm_pack_args.group(a, scheme.group());
+            isthmus_gemm_pack_args.w_scales(a, w.scales().segment());
+            MemorySegment bytes = call.allocate(8);
+            Native.check(Isthmus.isthmus_gemm_s8_packed_size(a, bytes), "PackedWeights.pack");
+            long size = bytes.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0);
+            MemorySegment packed = arena.allocate(size, 64);
+            isthmus_gemm_pack_args.packed(a, packed);
+            isthmus_gemm_pack_args.packed_size(a, size);
+            int st = Isthmus.isthmus_gemm_s8_pack(a);
+            if (st != Isthmus.ISTHMUS_OK()) {
+                String msg = Isthmus.isthmus_last_error().getString(0);
+                if (st == Isthmus.ISTHMUS_ERR_INVALID_ARGUMENT() && (msg.contains("-128") || msg.contains("not finite")))
+                    throw new IllegalArgumentException("w " + Checks.shape(values) + ": " + msg);
+                Native.check(st, "PackedWeights.pack");
+            }
+            return new PackedWeights(arena, packed, n, k, scheme, Isa.of(Isthmus.isthmus_isa()));
+        } catch (RuntimeException | Error e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    private static void requireNative(QuantScheme scheme) {
+        if (!scheme.isNative())
+            throw new IllegalArgumentException("scheme " + scheme + " has no native kernel: weights must be int8 "
+                    + "symmetric, round half even, unclipped, per tensor / per row / per group of 32, 64, 128 or 256");
+    }
+
+    /** Output channels N. */
+    public long n() {
+        return n;
+    }
+
+    /** Input features K. */
+    public long k() {
+        return k;
+    }
+
+    public QuantScheme scheme() {
+        return scheme;
+    }
+
+    /** The ISA variant whose layout this buffer has (the kernels that will run on it). */
+    public Isa isa() {
+        return isa;
+    }
+
+    /** Packed bytes. */
+    public long byteSize() {
+        return packed.byteSize();
+    }
+
+    /** The packed buffer (for the ops; do not write to it). */
+    public MemorySegment segment() {
+        if (!arena.scope().isAlive()) throw new IllegalStateException("PackedWeights [" + n + ", " + k + "] is closed");
+        return packed;
+    }
+
+    public boolean isAlive() {
+        return arena.scope().isAlive();
+    }
+
+    @Override
+    public void close() {
+        if (arena.scope().isAlive()) arena.close();
+    }
+
+    @Override
+    public String toString() {
+        return "PackedWeights[" + n + "x" + k + ", " + scheme + ", " + isa + (isAlive() ? "" : ", closed") + "]";
+    }
+}

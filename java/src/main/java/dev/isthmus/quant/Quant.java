@@ -1,0 +1,244 @@
+package dev.isthmus.quant;
+
+import dev.isthmus.DType;
+import dev.isthmus.Tensor;
+import dev.isthmus.bindings.Isthmus;
+import dev.isthmus.bindings.isthmus_dequantize_args;
+import dev.isthmus.bindings.isthmus_quantize_args;
+import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Native;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Quantization and dequantization. Native schemes ({@link QuantScheme#isNative()}) run on the
+ * library's kernels, which round {@code x / s} half to even with {@code s = max|x| / 127} per tensor,
+ * row or group (s = 0 and q = 0 for an all-zero block), bit-identical across ISA variants. Any other
+ * scheme runs the Java reference here, so its error can be measured.
+ *
+ * <pre>{@code
+ * try (Tensor x = Tensor.of(data, rows, cols);
+ *      QuantizedTensor q = Quant.quantize(x, QuantScheme.int8PerGroup(32))) {
+ *     QuantError e = Quant.error(x, q);      // SQNR, max error, RMSE
+ * }
+ * }</pre>
+ */
+public final class Quant {
+    private Quant() {}
+
+    /**
+     * Quantizes an F32 matrix [rows, cols] (rows contiguous) into new owned tensors.
+     *
+     * @throws IllegalArgumentException for a wrong dtype/shape, or a NaN/infinite input (native schemes)
+     */
+    public static QuantizedTensor quantize(Tensor x, QuantScheme scheme) {
+        Checks.notNull(scheme, "scheme");
+        Checks.matrix(x, "x", DType.F32);
+        if (!scheme.isNative()) return quantizeReference(x, scheme);
+        Native.ensureLoaded();
+        long rows = x.dim(0), cols = x.dim(1);
+        Tensor q = Tensor.allocate(DType.I8, rows, cols);
+        Tensor s = Tensor.allocate(DType.F32, scheme.scaleCount(rows, cols));
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment a = isthmus_quantize_args.allocate(call);
+            isthmus_quantize_args.rows(a, rows);
+            isthmus_quantize_args.cols(a, cols);
+            isthmus_quantize_args.x(a, x.segment());
+            isthmus_quantize_args.ldx(a, x.stride(0));
+            isthmus_quantize_args.granularity(a, scheme.nativeGranularity());
+            isthmus_quantize_args.group(a, scheme.group());
+            isthmus_quantize_args.q(a, q.segment());
+            isthmus_quantize_args.ldq(a, cols);
+            isthmus_quantize_args.scales(a, s.segment());
+            int st = Isthmus.isthmus_quantize_s8(a);
+            if (st != Isthmus.ISTHMUS_OK()) {
+                String msg = Isthmus.isthmus_last_error().getString(0);
+                q.close();
+                s.close();
+                if (st == Isthmus.ISTHMUS_ERR_INVALID_ARGUMENT() && msg.contains("not finite"))
+                    throw new IllegalArgumentException("x " + Checks.shape(x) + ": " + msg);
+                Native.check(st, "quantize");
+            }
+        } catch (RuntimeException e) {
+            q.close();
+            s.close();
+            throw e;
+        }
+        return new QuantizedTensor(q, s, scheme);
+    }
+
+    /** Dequantizes into a new owned F32 matrix [rows, cols]. */
+    public static Tensor dequantize(QuantizedTensor q) {
+        Checks.notNull(q, "q");
+        Checks.matrix(q.values(), "q.values", DType.I8);
+        Checks.usable(q.scales(), "q.scales");
+        QuantScheme scheme = q.scheme();
+        if (!scheme.isNative()) return dequantizeReference(q);
+        Native.ensureLoaded();
+        long rows = q.rows(), cols = q.cols();
+        Tensor x = Tensor.allocate(DType.F32, rows, cols);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment a = isthmus_dequantize_args.allocate(call);
+            isthmus_dequantize_args.rows(a, rows);
+            isthmus_dequantize_args.cols(a, cols);
+            isthmus_dequantize_args.q(a, q.values().segment());
+            isthmus_dequantize_args.ldq(a, q.values().stride(0));
+            isthmus_dequantize_args.granularity(a, scheme.nativeGranularity());
+            isthmus_dequantize_args.group(a, scheme.group());
+            isthmus_dequantize_args.scales(a, q.scales().segment());
+            isthmus_dequantize_args.x(a, x.segment());
+            isthmus_dequantize_args.ldx(a, cols);
+            Native.check(Isthmus.isthmus_dequantize_s8(a), "dequantize");
+        } catch (RuntimeException e) {
+            x.close();
+            throw e;
+        }
+        return x;
+    }
+
+    /** SQNR, max absolute error and RMSE of {@code q} against the original {@code x}. */
+    public static QuantError error(Tensor x, QuantizedTensor q) {
+        Checks.matrix(x, "x", DType.F32);
+        if (x.dim(0) != q.rows() || x.dim(1) != q.cols())
+            throw new IllegalArgumentException("x " + Checks.shape(x) + " and q " + q + " differ in shape");
+        float[] a = x.toFloatArray();
+        float[] b;
+        try (Tensor d = dequantize(q)) {
+            b = d.toFloatArray();
+        }
+        double sig = 0, noise = 0, max = 0;
+        for (int i = 0; i < a.length; i++) {
+            double e = (double) a[i] - b[i];
+            sig += (double) a[i] * a[i];
+            noise += e * e;
+            max = Math.max(max, Math.abs(e));
+        }
+        double sqnr = noise == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(sig / noise);
+        return new QuantError(sqnr, max, Math.sqrt(noise / a.length));
+    }
+
+    // ------------------------------------------------------------------ Java reference path
+
+    /**
+     * The Java reference for any scheme (the oracle the native path is tested against: for native
+     * schemes both give identical bits). NaN or infinite inputs are refused.
+     */
+    public static QuantizedTensor quantizeReference(Tensor x, QuantScheme scheme) {
+        Checks.notNull(scheme, "scheme");
+        Checks.matrix(x, "x", DType.F32);
+        long rows = x.dim(0), cols = x.dim(1);
+        int g = blockCols(scheme, cols);
+        long perRow = (cols + g - 1) / g;
+        Tensor q = Tensor.allocate(DType.I8, rows, cols);
+        Tensor s = Tensor.allocate(DType.F32, scheme.scaleCount(rows, cols));
+        Tensor z = scheme.symmetric() ? null : Tensor.allocate(DType.I32, scheme.scaleCount(rows, cols));
+        try {
+            MemorySegment xs = x.segment();
+            long ldx = x.stride(0);
+            if (scheme.granularity() == QuantScheme.Granularity.PER_TENSOR) {
+                float lo = 0, hi = 0;
+                for (long r = 0; r < rows; r++)
+                    for (long c = 0; c < cols; c++) {
+                        float v = finite(xs.getAtIndex(ValueLayout.JAVA_FLOAT, r * ldx + c), x, r, c);
+                        lo = Math.min(lo, v);
+                        hi = Math.max(hi, v);
+                    }
+                for (long r = 0; r < rows; r++) quantBlock(x, r, 0, cols, lo, hi, scheme, q, s, z, 0, r == 0);
+            } else {
+                for (long r = 0; r < rows; r++)
+                    for (long j = 0; j < perRow; j++) {
+                        long c0 = j * g, c1 = Math.min(cols, c0 + g);
+                        float lo = 0, hi = 0;
+                        for (long c = c0; c < c1; c++) {
+                            float v = finite(xs.getAtIndex(ValueLayout.JAVA_FLOAT, r * ldx + c), x, r, c);
+                            lo = Math.min(lo, v);
+                            hi = Math.max(hi, v);
+                        }
+                        quantBlock(x, r, c0, c1, lo, hi, scheme, q, s, z, r * perRow + j, true);
+                    }
+            }
+        } catch (RuntimeException e) {
+            q.close();
+            s.close();
+            if (z != null) z.close();
+            throw e;
+        }
+        return new QuantizedTensor(q, s, z, scheme);
+    }
+
+    /** The Java reference dequantization: x = (q - zp) * s. */
+    public static Tensor dequantizeReference(QuantizedTensor qt) {
+        QuantScheme scheme = qt.scheme();
+        long rows = qt.rows(), cols = qt.cols();
+        int g = blockCols(scheme, cols);
+        long perRow = (cols + g - 1) / g;
+        Tensor x = Tensor.allocate(DType.F32, rows, cols);
+        MemorySegment qs = qt.values().segment();
+        long ldq = qt.values().stride(0);
+        for (long r = 0; r < rows; r++)
+            for (long c = 0; c < cols; c++) {
+                long si = switch (scheme.granularity()) {
+                    case PER_TENSOR -> 0;
+                    case PER_ROW -> r;
+                    case PER_GROUP -> r * perRow + c / g;
+                };
+                byte b = qs.get(ValueLayout.JAVA_BYTE, r * ldq + c);
+                int level = scheme.symmetric() ? b : (b & 0xFF) - qt.zeroPoints().segment().getAtIndex(ValueLayout.JAVA_INT, si);
+                x.segment().setAtIndex(ValueLayout.JAVA_FLOAT, r * cols + c,
+                        (float) level * qt.scales().segment().getAtIndex(ValueLayout.JAVA_FLOAT, si));
+            }
+        return x;
+    }
+
+    private static int blockCols(QuantScheme scheme, long cols) {
+        return switch (scheme.granularity()) {
+            case PER_GROUP -> scheme.group();
+            default -> (int) Math.min(cols, Integer.MAX_VALUE);
+        };
+    }
+
+    private static float finite(float v, Tensor x, long r, long c) {
+        if (!Float.isFinite(v))
+            throw new IllegalArgumentException("x " + Checks.shape(x) + ": x[" + r + ", " + c + "] = " + v + " is not finite");
+        return v;
+    }
+
+    private static float round(float v, QuantScheme.Rounding mode) {
+        return mode == QuantScheme.Rounding.HALF_EVEN ? (float) Math.rint(v)
+                : (float) (Math.signum(v) * Math.floor(Math.abs((double) v) + 0.5));
+    }
+
+    private static void quantBlock(Tensor x, long r, long c0, long c1, float lo, float hi, QuantScheme scheme,
+                                   Tensor q, Tensor s, Tensor z, long si, boolean writeScale) {
+        MemorySegment xs = x.segment();
+        long ldx = x.stride(0), cols = q.dim(1);
+        int qmax = scheme.maxLevel();
+        if (scheme.symmetric()) {
+            float amax = Math.max(-lo, hi) * scheme.clip();
+            float scale = amax / qmax;
+            if (scale == 0f && amax > 0f) scale = Float.MIN_VALUE;
+            if (writeScale) s.segment().setAtIndex(ValueLayout.JAVA_FLOAT, si, scale);
+            for (long c = c0; c < c1; c++) {
+                float v = scale == 0f ? 0f : round(xs.getAtIndex(ValueLayout.JAVA_FLOAT, r * ldx + c) / scale, scheme.rounding());
+                v = Math.max(-qmax, Math.min(qmax, v));
+                q.segment().set(ValueLayout.JAVA_BYTE, r * cols + c, (byte) v);
+            }
+        } else {
+            lo *= scheme.clip();
+            hi *= scheme.clip();
+            float scale = (hi - lo) / qmax;
+            int zp = scale == 0f ? 0 : (int) Math.max(0, Math.min(qmax, round(-lo / scale, scheme.rounding())));
+            if (writeScale) {
+                s.segment().setAtIndex(ValueLayout.JAVA_FLOAT, si, scale);
+                z.segment().setAtIndex(ValueLayout.JAVA_INT, si, zp);
+            }
+            for (long c = c0; c < c1; c++) {
+                float v = scale == 0f ? zp : round(xs.getAtIndex(ValueLayout.JAVA_FLOAT, r * ldx + c) / scale, scheme.rounding()) + zp;
+                v = Math.max(0, Math.min(qmax, v));
+                q.segment().set(ValueLayout.JAVA_BYTE, r * cols + c, (byte) (int) v);
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+package dev.isthmus.quant;
+
+import dev.isthmus.DType;
+import dev.isthmus.Tensor;
+import dev.isthmus.internal.Checks;
+
+import java.util.Objects;
+
+/**
+ * Quantized values with their scales (and zero points for asymmetric schemes) and the
+ * {@link QuantScheme} that made them. Values are an I8 matrix [rows, cols]; for asymmetric schemes
+ * each byte holds an unsigned level (read it as {@code b & 0xFF}). Scales are F32 with
+ * {@link QuantScheme#scaleCount} elements: [1], [rows], or [rows, ceil(cols / group)] row-major.
+ *
+ * <pre>{@code
+ * try (Tensor w = Tensor.of(weights, n, k);
+ *      QuantizedTensor wq = Quant.quantize(w, QuantScheme.int8PerRow())) {
+ *     Tensor approx = Quant.dequantize(wq);
+ * }
+ * }</pre>
+ */
+public final class QuantizedTensor implements AutoCloseable {
+    private final Tensor values;
+    private final Tensor scales;
+    private final Tensor zeroPoints;
+    private final QuantScheme scheme;
+
+    /**
+     * Wraps existing values and scales (no copy). Shapes and dtypes are checked against the scheme;
+     * closing this object closes the tensors (which frees them only if they own their memory).
+     */
+    public QuantizedTensor(Tensor values, Tensor scales, Tensor zeroPoints, QuantScheme scheme) {
+        Objects.requireNonNull(scheme, "scheme");
+        Checks.matrix(values, "values", DType.I8);
+        long count = scheme.scaleCount(values.dim(0), values.dim(1));
+        Checks.vector(scales, "scales", DType.F32, count);
+        if (scheme.symmetric()) {
+            if (zeroPoints != null) throw new IllegalArgumentException("zeroPoints must be null for a symmetric scheme");
+        } else {
+            Checks.vector(zeroPoints, "zeroPoints", DType.I32, count);
+        }
+        this.values = values;
+        this.scales = scales;
+        this.zeroPoints = zeroPoints;
+        this.scheme = scheme;
+    }
+
+    /** Symmetric values and scales. */
+    public QuantizedTensor(Tensor values, Tensor scales, QuantScheme scheme) {
+        this(values, scales, null, scheme);
+    }
+
+    public Tensor values() {
+        return values;
+    }
+
+    public Tensor scales() {
+        return scales;
+    }
+
+    /** I32 zero points of an asymmetric scheme, else null. */
+    public Tensor zeroPoints() {
+        return zeroPoints;
+    }
+
+    public QuantScheme scheme() {
+        return scheme;
+    }
+
+    public long rows() {
+        return values.dim(0);
+    }
+
+    public long cols() {
+        return values.dim(1);
+    }
+
+    @Override
+    public void close() {
+        values.close();
+        scales.close();
+        if (zeroPoints != null) zeroPoints.close();
+    }
+
+    @Override
+    public String toString() {
+        return "QuantizedTensor[" + rows() + "x" + cols() + ", " + scheme + "]";
+    }
+}
