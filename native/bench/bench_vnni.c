@@ -6,8 +6,11 @@ double ibench__vnni_loop(long iters);
 double ibench__vnni_loop(long iters) {
     __m512i a = _mm512_set1_epi8(3);
     __m512i b0 = _mm512_set1_epi8(1), b1 = _mm512_set1_epi8(2), b2 = _mm512_set1_epi8(3), b3 = _mm512_set1_epi8(4);
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
-    __m512i c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    /* distinct starting values: chains with equal inputs would otherwise be merged by the compiler */
+    __m512i c0 = _mm512_set1_epi32(0), c1 = _mm512_set1_epi32(1), c2 = _mm512_set1_epi32(2);
+    __m512i c3 = _mm512_set1_epi32(3), c4 = _mm512_set1_epi32(4), c5 = _mm512_set1_epi32(5);
+    __m512i c6 = _mm512_set1_epi32(6), c7 = _mm512_set1_epi32(7), c8 = _mm512_set1_epi32(8);
+    __m512i c9 = _mm512_set1_epi32(9), c10 = _mm512_set1_epi32(10), c11 = _mm512_set1_epi32(11);
     for (long i = 0; i < iters; i++) {
         c0 = _mm512_dpbusd_epi32(c0, a, b0); c1 = _mm512_dpbusd_epi32(c1, a, b1);
         c2 = _mm512_dpbusd_epi32(c2, a, b2); c3 = _mm512_dpbusd_epi32(c3, a, b3);

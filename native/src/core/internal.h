@@ -81,12 +81,15 @@ typedef struct QUANTIZE_S8_kernel {
 
 struct gemm_problem; /* gemm/gemm.h */
 
-/* A GEMM variant: computes rows [m0, m1) x panels [p0, p1) of one problem. nr = panel width of the
- * packed layout it reads; comp = 1 when its layout carries the 128 * column-sum compensation. */
+/* A GEMM variant: computes rows [m0, m1) x panels [p0, p1) of one problem (m0 a multiple of mr).
+ * nr = panel width of the packed layout it reads; comp = 1 when its layout carries the
+ * 128 * column-sum compensation. */
 typedef struct GEMM_S8_kernel {
     int32_t isa;
     int32_t nr;
     int32_t comp;
+    int32_t mr;    /* rows per A tile the driver repacks A into (0: the kernel reads A as given) */
+    int32_t a_xor; /* 1: repacked A bytes are a ^ 0x80 = a + 128 (unsigned operand of vpdpbusd) */
     void (*tile)(const struct gemm_problem *p, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 } GEMM_S8_kernel;
 typedef GEMM_S8_kernel GEMM_S8_S32_kernel;

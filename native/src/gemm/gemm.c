@@ -62,7 +62,7 @@ static isthmus_status layout(const isthmus_gemm_pack_args *a, packed_hdr *h) {
 isthmus_status isthmus_gemm_s8_packed_size(const isthmus_gemm_pack_args *a, int64_t *bytes) {
     CHECK_PTR(a, "args");
     CHECK_PTR(bytes, "bytes");
-    packed_hdr h;
+    packed_hdr h = {0};
     isthmus_status st = layout(a, &h);
     if (st) return st;
     *bytes = h.total;
@@ -71,7 +71,7 @@ isthmus_status isthmus_gemm_s8_packed_size(const isthmus_gemm_pack_args *a, int6
 
 isthmus_status isthmus_gemm_s8_pack(const isthmus_gemm_pack_args *a) {
     CHECK_PTR(a, "args");
-    packed_hdr h;
+    packed_hdr h = {0};
     isthmus_status st = layout(a, &h);
     if (st) return st;
     CHECK_PTR(a->w, "w");
@@ -138,7 +138,7 @@ static isthmus_status read_header(const char *fn, const void *packed, const pack
 
 isthmus_status isthmus_gemm_s8_packed_info(const void *packed, isthmus_packed_info *out) {
     CHECK_PTR(out, "out");
-    const packed_hdr *h;
+    const packed_hdr *h = NULL;
     isthmus_status st = read_header("isthmus_gemm_s8_packed_info", packed, &h);
     if (st) return st;
     out->n = h->n;
@@ -167,13 +167,53 @@ static void gemm_task(void *ctx, int64_t t) {
     if (m0 < m1 && p0 < p1) j->kern->tile(j->p, m0, m1, p0, p1);
 }
 
-static void run(const gemm_problem *p, const GEMM_S8_kernel *kern) {
+/* Repacks A for kernels that ask (mr > 0): tiles of mr rows, for each 4-deep K slice the mr rows'
+ * 4 bytes side by side, so the micro-kernel broadcasts from consecutive addresses; zero past K and
+ * past M. */
+typedef struct apack_job { const gemm_problem *p; int32_t *ap; int64_t mr, kp4; uint32_t x; } apack_job;
+
+static void apack_task(void *ctx, int64_t t) {
+    const apack_job *j = ctx;
+    const gemm_problem *p = j->p;
+    int32_t *dst = j->ap + t * j->kp4 * j->mr;
+    for (int64_t r = 0; r < j->mr; r++) {
+        int64_t m = t * j->mr + r;
+        if (m >= p->m) {
+            for (int64_t k4 = 0; k4 < j->kp4; k4++) dst[k4 * j->mr + r] = (int32_t)j->x;
+            continue;
+        }
+        const int8_t *row = p->a + m * p->lda;
+        int64_t kfull = p->k / 4, k4 = 0;
+        for (; k4 < kfull; k4++) {
+            uint32_t v;
+            memcpy(&v, row + 4 * k4, 4);
+            dst[k4 * j->mr + r] = (int32_t)(v ^ j->x);
+        }
+        for (; k4 < j->kp4; k4++) dst[k4 * j->mr + r] = (int32_t)((uint32_t)gemm_load_a4(row, k4, p->k) ^ j->x);
+    }
+}
+
+static isthmus_status run(const char *fn, gemm_problem *p, const GEMM_S8_kernel *kern) {
     int64_t threads = isthmus__threads();
     int64_t npanels = p->w->npanels;
+    int32_t *ap = NULL;
+    if (kern->mr > 0) {
+        int64_t kp4 = p->w->kp / 4, tiles = (p->m + kern->mr - 1) / kern->mr;
+        ap = isthmus__aligned_alloc((size_t)(tiles * kp4 * kern->mr * 4));
+        if (ap == NULL)
+            return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: cannot allocate %lld bytes to repack A", fn,
+                                 (long long)(tiles * kp4 * kern->mr * 4));
+        apack_job aj = {p, ap, kern->mr, kp4, kern->a_xor ? 0x80808080u : 0u};
+        isthmus__parallel_for(tiles, apack_task, &aj);
+        p->ap = ap;
+    }
     gemm_job j = {.p = p, .kern = kern};
-    /* Row blocks of 64 keep a block of A in L2 while a panel of W is reused across it; small M
-     * (decode) is one row block, and the panels are split finely so every core streams W. */
-    j.mb = p->m <= 64 ? p->m : 64;
+    /* Row blocks (a multiple of mr, about 192 rows) keep a block of A in L2 while a panel of W is
+     * reused across it; small M (decode) is one row block, and the panels are split finely so every
+     * core streams W. */
+    int64_t mr = kern->mr > 0 ? kern->mr : 1;
+    int64_t mb = (192 / mr) * mr;
+    j.mb = p->m <= mb ? p->m : mb;
     j.nmb = (p->m + j.mb - 1) / j.mb;
     int64_t want = threads * 8;
     int64_t npc = j.nmb >= want ? 1 : (want + j.nmb - 1) / j.nmb;
@@ -181,6 +221,8 @@ static void run(const gemm_problem *p, const GEMM_S8_kernel *kern) {
     j.pc = (npanels + npc - 1) / npc;
     j.npc = (npanels + j.pc - 1) / j.pc;
     isthmus__parallel_for(j.nmb * j.npc, gemm_task, &j);
+    isthmus__aligned_free(ap);
+    return ISTHMUS_OK;
 }
 
 static isthmus_status pick_kernel(const char *fn, isthmus_op op, const packed_hdr *h,
@@ -237,7 +279,7 @@ static isthmus_status scale_strides(const char *fn, int32_t gran, const packed_h
 isthmus_status isthmus_gemm_s8(const isthmus_gemm_s8_args *a) {
     const char *fn = "isthmus_gemm_s8";
     CHECK_PTR(a, "args");
-    const packed_hdr *h;
+    const packed_hdr *h = NULL;
     isthmus_status st = read_header(fn, a->w_packed, &h);
     if (st) return st;
     if ((st = check_shape(fn, a->m, a->n, a->k, h, a->lda, a->ldy))) return st;
@@ -253,14 +295,13 @@ isthmus_status isthmus_gemm_s8(const isthmus_gemm_s8_args *a) {
     attach_weights(&p, h);
     const GEMM_S8_kernel *k;
     if ((st = pick_kernel(fn, ISTHMUS_OP_GEMM_S8, h, &k))) return st;
-    run(&p, k);
-    return ISTHMUS_OK;
+    return run(fn, &p, k);
 }
 
 isthmus_status isthmus_gemm_s8_s32(const isthmus_gemm_s8_s32_args *a) {
     const char *fn = "isthmus_gemm_s8_s32";
     CHECK_PTR(a, "args");
-    const packed_hdr *h;
+    const packed_hdr *h = NULL;
     isthmus_status st = read_header(fn, a->w_packed, &h);
     if (st) return st;
     if ((st = check_shape(fn, a->m, a->n, a->k, h, a->lda, a->ldc))) return st;
@@ -270,8 +311,7 @@ isthmus_status isthmus_gemm_s8_s32(const isthmus_gemm_s8_s32_args *a) {
     attach_weights(&p, h);
     const GEMM_S8_kernel *k;
     if ((st = pick_kernel(fn, ISTHMUS_OP_GEMM_S8_S32, h, &k))) return st;
-    run(&p, k);
-    return ISTHMUS_OK;
+    return run(fn, &p, k);
 }
 
 static int64_t ws_bytes(int64_t m, int64_t k, int64_t ngroups) {
@@ -294,7 +334,7 @@ isthmus_status isthmus_gemm_f32_s8_workspace_size(int64_t m, int64_t k, int64_t 
 isthmus_status isthmus_gemm_f32_s8(const isthmus_gemm_f32_s8_args *a) {
     const char *fn = "isthmus_gemm_f32_s8";
     CHECK_PTR(a, "args");
-    const packed_hdr *h;
+    const packed_hdr *h = NULL;
     isthmus_status st = read_header(fn, a->w_packed, &h);
     if (st) return st;
     if ((st = check_shape(fn, a->m, a->n, a->k, h, a->ldx, a->ldy))) return st;
@@ -324,7 +364,7 @@ isthmus_status isthmus_gemm_f32_s8(const isthmus_gemm_f32_s8_args *a) {
     if (!st) st = isthmus__quantize_rows(qk, a->x, a->ldx, 0, a->m, a->k, h->group, aq, a->k, sa);
     if (!st) {
         attach_weights(&p, h);
-        run(&p, k);
+        st = run(fn, &p, k);
     }
     isthmus__aligned_free(owned);
     return st;

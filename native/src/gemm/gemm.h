@@ -43,6 +43,9 @@ typedef struct gemm_problem {
     const int32_t *comp;   /* or NULL */
     const float *ws;       /* scales section, or NULL */
     const float *bias;     /* or NULL */
+    const int32_t *ap;     /* A repacked by the driver for kernels with mr > 0: tiles of mr rows,
+                              [M/mr][kp/4][mr] groups of 4 bytes (xor 0x80 when the kernel asks),
+                              zero past K; NULL for the reference */
     float *y;              /* f32 mode */
     int64_t ldy;
     int32_t *c;            /* s32 mode when non-NULL */

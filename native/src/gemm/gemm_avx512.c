@@ -2,104 +2,143 @@
  * gemm_s8s8_f32__avx512 / gemm_s8s8_s32__avx512 (AVX-512 F+BW+VL+VNNI; also compiled against SIMDe
  * for the emulated test build, see core/simd.h).
  *
- * Layout: panels of NR = 32 output columns; per 4-deep K slice 128 bytes = two zmm (columns 0..15,
- * 16..31), each column's 4 k-values adjacent. vpdpbusd multiplies unsigned by signed bytes, so the
- * activations go in as a + 128 (a xor 0x80, in [0, 255]) and the packed buffer carries
- * comp = 128 * sum(w) per (column, K-group), subtracted at the end of each group. vpdpbusd wraps
- * modulo 2^32, and the true dot product fits int32 (K <= ISTHMUS_GEMM_MAX_K), so the result is exact.
- * The f32 epilogue matches the reference operation for operation (bit-identical results).
+ * Layout: panels of NR = 64 output columns; per 4-deep K slice 256 bytes = four zmm (columns 0..15,
+ * 16..31, 32..47, 48..63), each column's 4 k-values adjacent. A is repacked by the driver into tiles
+ * of MR = 6 rows as a + 128 (a xor 0x80, the unsigned operand of vpdpbusd), so one slice of the
+ * micro-kernel is 4 weight loads, 6 broadcasts and 24 vpdpbusd into 24 zmm accumulators. The packed
+ * weights carry comp = 128 * sum(w) per (column, K-group), subtracted at the end of each group.
+ * vpdpbusd wraps modulo 2^32 and the true dot product fits int32 (K <= ISTHMUS_GEMM_MAX_K), so the
+ * int32 result is exact. The f32 epilogue matches the reference operation for operation
+ * (y = fma((float)acc_g, sa * sw, y) over groups, then + bias): results are bit-identical to it.
  */
 #include "gemm.h"
 #include "../core/simd.h"
 
-#define NR 32
-#define MR_MAX 4
+/* ytile is only read when it was written (tiled == 1); gcc cannot see that */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p, const int MR,
-                                                          int64_t m, int64_t pan) {
+#define NR 64
+#define MR 6
+#define NV 4 /* zmm vectors per panel row */
+
+static inline __attribute__((always_inline)) void store_row_f32(const gemm_problem *p, float *y, const __m512 *v,
+                                                                int64_t n0, int64_t nv) {
+    if (nv == NR) {
+        for (int j = 0; j < NV; j++) {
+            __m512 x = v[j];
+            if (p->bias != NULL) x = _mm512_add_ps(x, _mm512_loadu_ps(p->bias + n0 + 16 * j));
+            _mm512_storeu_ps(y + 16 * j, x);
+        }
+    } else {
+        float tmp[NR];
+        for (int j = 0; j < NV; j++) _mm512_storeu_ps(tmp + 16 * j, v[j]);
+        for (int64_t j = 0; j < nv; j++) y[j] = p->bias != NULL ? tmp[j] + p->bias[n0 + j] : tmp[j];
+    }
+}
+
+/* The micro-kernel keeps its 6 x 4 accumulators in named variables (c<row><col>): gcc keeps an
+ * array of vectors in memory across the loop, which costs a store per vpdpbusd. Rows past mr (a
+ * compile-time constant after inlining) are dead code. */
+#define FOR_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p, const int mr, int64_t m,
+                                                          int64_t pan, const int in_tile) {
     const packed_hdr *h = p->w;
-    const int64_t ng = h->ngroups, kp4 = h->kp / 4, kfull = p->k / 4;
+    const int64_t ng = h->ngroups, kp4 = h->kp / 4;
     const int64_t g4 = h->group > 0 ? h->group / 4 : kp4;
     const int8_t *wpan = p->wp + pan * h->kp * NR;
-    const int8_t *arow[MR_MAX];
-    for (int r = 0; r < MR; r++) arow[r] = p->a + (m + r) * p->lda;
+    /* row m + r of repacked A: tile (m + r) / MR, lane (m + r) % MR. in_tile: rows m .. m + mr - 1
+     * lie in one tile, so one pointer serves them all (the common, fast case) */
+    const int32_t *arow[MR];
+    for (int r = 0; r < MR; r++) arow[r] = p->ap + ((m + r) / MR) * kp4 * MR + (m + r) % MR;
+    const int32_t *a0 = arow[0];
     const int s32 = p->c != NULL;
-    __m512i acc[MR_MAX][2];
-    __m512 yacc[MR_MAX][2];
-    for (int r = 0; r < MR; r++) {
-        yacc[r][0] = yacc[r][1] = _mm512_setzero_ps();
-        acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-    }
-
-#define STEP(LOAD_A)                                                                            \
-    do {                                                                                        \
-        const __m512i w0 = _mm512_load_si512((const void *)(wpan + k4 * 128));                  \
-        const __m512i w1 = _mm512_load_si512((const void *)(wpan + k4 * 128 + 64));             \
-        for (int r = 0; r < MR; r++) {                                                          \
-            int32_t av = LOAD_A;                                                                \
-            const __m512i ab = _mm512_set1_epi32((int32_t)((uint32_t)av ^ 0x80808080u));        \
-            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], ab, w0);                                 \
-            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], ab, w1);                                 \
-        }                                                                                       \
-    } while (0)
+    const int64_t n0 = pan * NR, nv = p->n - n0 < NR ? p->n - n0 : NR;
+    const int tiled = !s32 && ng > 1;
+    float ytile[MR][NR] __attribute__((aligned(64)));
+    const __m512i zero = _mm512_setzero_si512();
+#define DECL(r) __m512i c##r##0 = zero, c##r##1 = zero, c##r##2 = zero, c##r##3 = zero;
+    FOR_ROWS(DECL)
+#undef DECL
+    if (tiled)
+        for (int r = 0; r < mr; r++)
+            for (int j = 0; j < NV; j++) _mm512_store_ps(&ytile[r][16 * j], _mm512_setzero_ps());
 
     for (int64_t g = 0; g < ng; g++) {
-        int64_t k4a = g * g4, k4b = k4a + g4 < kp4 ? k4a + g4 : kp4;
-        int64_t k4m = k4b < kfull ? k4b : kfull;
-        if (!s32)
-            for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-        int64_t k4 = k4a;
-        for (; k4 < k4m; k4++) {
-            STEP(({ int32_t v; memcpy(&v, arow[r] + 4 * k4, 4); v; }));
-        }
-        if (k4 < k4b) STEP(gemm_load_a4(arow[r], k4, p->k)); /* K % 4 tail, last group only */
+        const int64_t k4a = g * g4, k4b = k4a + g4 < kp4 ? k4a + g4 : kp4;
+        /* each group's accumulators start at -comp, so the + 128 offset cancels with no extra op */
         const int32_t *cp = p->comp + (pan * ng + g) * NR;
-        const __m512i c0 = _mm512_load_si512((const void *)cp), c1 = _mm512_load_si512((const void *)(cp + 16));
-        for (int r = 0; r < MR; r++) {
-            acc[r][0] = _mm512_sub_epi32(acc[r][0], c0);
-            acc[r][1] = _mm512_sub_epi32(acc[r][1], c1);
+        const __m512i q0 = _mm512_load_si512((const void *)cp), q1 = _mm512_load_si512((const void *)(cp + 16));
+        const __m512i q2 = _mm512_load_si512((const void *)(cp + 32)), q3 = _mm512_load_si512((const void *)(cp + 48));
+#define INIT(r)                                                                                   \
+        if (mr > r) {                                                                             \
+            c##r##0 = _mm512_sub_epi32(s32 ? c##r##0 : zero, q0);                                 \
+            c##r##1 = _mm512_sub_epi32(s32 ? c##r##1 : zero, q1);                                 \
+            c##r##2 = _mm512_sub_epi32(s32 ? c##r##2 : zero, q2);                                 \
+            c##r##3 = _mm512_sub_epi32(s32 ? c##r##3 : zero, q3);                                 \
         }
-        if (!s32) {
-            const float *ws = p->ws + (pan * ng + g) * NR;
-            const __m512 sw0 = _mm512_loadu_ps(ws), sw1 = _mm512_loadu_ps(ws + 16);
-            for (int r = 0; r < MR; r++) {
-                const __m512 sa = _mm512_set1_ps(p->sa[(m + r) * p->sa_rs + g * p->sa_gs]);
-                yacc[r][0] = _mm512_fmadd_ps(isthmus_mm512_cvtepi32_ps(acc[r][0]), _mm512_mul_ps(sa, sw0), yacc[r][0]);
-                yacc[r][1] = _mm512_fmadd_ps(isthmus_mm512_cvtepi32_ps(acc[r][1]), _mm512_mul_ps(sa, sw1), yacc[r][1]);
+        FOR_ROWS(INIT)
+#undef INIT
+        const int8_t *wk = wpan + k4a * (4 * NR);
+        for (int64_t k4 = k4a; k4 < k4b; k4++, wk += 4 * NR) {
+            const __m512i w0 = _mm512_load_si512((const void *)wk);
+            const __m512i w1 = _mm512_load_si512((const void *)(wk + 64));
+            const __m512i w2 = _mm512_load_si512((const void *)(wk + 128));
+            const __m512i w3 = _mm512_load_si512((const void *)(wk + 192));
+#define ROW(r)                                                                                    \
+            if (mr > r) {                                                                         \
+                const __m512i ab = _mm512_set1_epi32(in_tile ? a0[k4 * MR + r] : arow[r][k4 * MR]); \
+                c##r##0 = _mm512_dpbusd_epi32(c##r##0, ab, w0);                                   \
+                c##r##1 = _mm512_dpbusd_epi32(c##r##1, ab, w1);                                   \
+                c##r##2 = _mm512_dpbusd_epi32(c##r##2, ab, w2);                                   \
+                c##r##3 = _mm512_dpbusd_epi32(c##r##3, ab, w3);                                   \
             }
+            FOR_ROWS(ROW)
+#undef ROW
         }
+        if (s32) continue;
+        const float *ws = p->ws + (pan * ng + g) * NR;
+        const __m512 sw0 = _mm512_loadu_ps(ws), sw1 = _mm512_loadu_ps(ws + 16);
+        const __m512 sw2 = _mm512_loadu_ps(ws + 32), sw3 = _mm512_loadu_ps(ws + 48);
+#define EPI(r)                                                                                    \
+        if (mr > r) {                                                                             \
+            const __m512 sa = _mm512_set1_ps(p->sa[(m + r) * p->sa_rs + g * p->sa_gs]);           \
+            __m512 v[NV] = {isthmus_mm512_cvtepi32_ps(c##r##0), isthmus_mm512_cvtepi32_ps(c##r##1), \
+                            isthmus_mm512_cvtepi32_ps(c##r##2), isthmus_mm512_cvtepi32_ps(c##r##3)}; \
+            const __m512 s[NV] = {_mm512_mul_ps(sa, sw0), _mm512_mul_ps(sa, sw1),                 \
+                                  _mm512_mul_ps(sa, sw2), _mm512_mul_ps(sa, sw3)};                \
+            if (tiled) {                                                                          \
+                for (int j = 0; j < NV; j++)                                                      \
+                    _mm512_store_ps(&ytile[r][16 * j],                                            \
+                                    _mm512_fmadd_ps(v[j], s[j], _mm512_load_ps(&ytile[r][16 * j]))); \
+            } else { /* one group: finish the row now */                                          \
+                for (int j = 0; j < NV; j++) v[j] = _mm512_fmadd_ps(v[j], s[j], _mm512_setzero_ps()); \
+                store_row_f32(p, p->y + (m + r) * p->ldy + n0, v, n0, nv);                        \
+            }                                                                                     \
+        }
+        FOR_ROWS(EPI)
+#undef EPI
     }
-#undef STEP
 
-    const int64_t n0 = pan * NR, nv = p->n - n0 < NR ? p->n - n0 : NR;
-    for (int r = 0; r < MR; r++) {
-        if (s32) {
-            int32_t *c = p->c + (m + r) * p->ldc + n0;
-            if (nv == NR) {
-                _mm512_storeu_si512((void *)c, acc[r][0]);
-                _mm512_storeu_si512((void *)(c + 16), acc[r][1]);
-            } else {
-                int32_t tmp[NR];
-                _mm512_storeu_si512((void *)tmp, acc[r][0]);
-                _mm512_storeu_si512((void *)(tmp + 16), acc[r][1]);
-                for (int64_t j = 0; j < nv; j++) c[j] = tmp[j];
-            }
-            continue;
+    if (s32) {
+#define STORE32(r)                                                                                \
+        if (mr > r) {                                                                             \
+            int32_t *c = p->c + (m + r) * p->ldc + n0;                                            \
+            int32_t tmp[NR];                                                                      \
+            int32_t *d = nv == NR ? c : tmp;                                                      \
+            _mm512_storeu_si512((void *)d, c##r##0);                                              \
+            _mm512_storeu_si512((void *)(d + 16), c##r##1);                                       \
+            _mm512_storeu_si512((void *)(d + 32), c##r##2);                                       \
+            _mm512_storeu_si512((void *)(d + 48), c##r##3);                                       \
+            if (d == tmp) for (int64_t j = 0; j < nv; j++) c[j] = tmp[j];                         \
         }
-        float *y = p->y + (m + r) * p->ldy + n0;
-        if (nv == NR) {
-            __m512 v0 = yacc[r][0], v1 = yacc[r][1];
-            if (p->bias != NULL) {
-                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(p->bias + n0));
-                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(p->bias + n0 + 16));
-            }
-            _mm512_storeu_ps(y, v0);
-            _mm512_storeu_ps(y + 16, v1);
-        } else {
-            float tmp[NR];
-            _mm512_storeu_ps(tmp, yacc[r][0]);
-            _mm512_storeu_ps(tmp + 16, yacc[r][1]);
-            for (int64_t j = 0; j < nv; j++) y[j] = p->bias != NULL ? tmp[j] + p->bias[n0 + j] : tmp[j];
+        FOR_ROWS(STORE32)
+#undef STORE32
+    } else if (tiled) {
+        for (int r = 0; r < mr; r++) {
+            __m512 v[NV];
+            for (int j = 0; j < NV; j++) v[j] = _mm512_load_ps(&ytile[r][16 * j]);
+            store_row_f32(p, p->y + (m + r) * p->ldy + n0, v, n0, nv);
         }
     }
 }
@@ -107,15 +146,26 @@ static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p,
 static void tile_avx512(const gemm_problem *p, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     for (int64_t pan = p0; pan < p1; pan++) {
         int64_t m = m0;
-        for (; m + 4 <= m1; m += 4) ukernel(p, 4, m, pan);
+        /* full tiles; a short last tile is balanced with the one before it (8 = 4 + 4, not 6 + 2),
+         * since a 1- or 2-row tile reloads the same weights for little work */
+        for (; m + MR <= m1 && !(m1 - m > MR && m1 - m < MR + 3); m += MR) ukernel(p, MR, m, pan, 1);
+        if (m1 - m > MR) { /* 7 or 8 rows left: 4 + 3 or 4 + 4, the second crossing a tile */
+            ukernel(p, 4, m, pan, 1);
+            m += 4;
+            if (m1 - m == 4) ukernel(p, 4, m, pan, 0);
+            else ukernel(p, 3, m, pan, 0);
+            m = m1;
+        }
         switch (m1 - m) {
-        case 3: ukernel(p, 3, m, pan); break;
-        case 2: ukernel(p, 2, m, pan); break;
-        case 1: ukernel(p, 1, m, pan); break;
+        case 5: ukernel(p, 5, m, pan, 1); break;
+        case 4: ukernel(p, 4, m, pan, 1); break;
+        case 3: ukernel(p, 3, m, pan, 1); break;
+        case 2: ukernel(p, 2, m, pan, 1); break;
+        case 1: ukernel(p, 1, m, pan, 1); break;
         default: break;
         }
     }
 }
 
-const GEMM_S8_kernel gemm_s8s8_f32__avx512 = {ISTHMUS_ISA_AVX512, NR, 1, tile_avx512};
-const GEMM_S8_kernel gemm_s8s8_s32__avx512 = {ISTHMUS_ISA_AVX512, NR, 1, tile_avx512};
+const GEMM_S8_kernel gemm_s8s8_f32__avx512 = {ISTHMUS_ISA_AVX512, NR, 1, MR, 1, tile_avx512};
+const GEMM_S8_kernel gemm_s8s8_s32__avx512 = {ISTHMUS_ISA_AVX512, NR, 1, MR, 1, tile_avx512};
