@@ -322,6 +322,26 @@ static void bad_arguments(void) {
     isthmus_set_isa_cap(ISTHMUS_ISA_REF);
     CHECK_FAILS(isthmus_gemm_f32_s8(&fa), ISTHMUS_ERR_INVALID_ARGUMENT);
     CHECK(strstr(isthmus_last_error(), "[1, 37]") != NULL, "names the element: %s", isthmus_last_error());
+    { /* a large call quantizes on the pool: the error still names the element, on this thread */
+        problem q;
+        make(&q, 64, 20, 1024, c, t_seed + 5, 0);
+        void *pq = pack(&q, 1);
+        float *xb = malloc(sizeof(float) * 64 * 1024), *yb = malloc(sizeof(float) * 64 * 20);
+        for (int i = 0; i < 64 * 1024; i++) xb[i] = (float)(i % 13) - 6.0f;
+        xb[50 * 1024 + 999] = INFINITY;
+        xb[60 * 1024 + 3] = NAN;
+        isthmus_gemm_f32_s8_args fb = {64, 20, 1024, xb, 1024, pq, NULL, yb, 20, NULL, 0};
+        for (int32_t isa = ISTHMUS_ISA_REF; isa <= isthmus_isa_supported(); isa++) {
+            isthmus_set_isa_cap(isa);
+            void *pi = pack(&q, 1);
+            fb.w_packed = pi;
+            CHECK_FAILS(isthmus_gemm_f32_s8(&fb), ISTHMUS_ERR_INVALID_ARGUMENT);
+            CHECK(strstr(isthmus_last_error(), "[50, 999]") != NULL, "first bad row reported: %s", isthmus_last_error());
+            gfree(pi);
+        }
+        free(xb); free(yb); gfree(pq); drop(&q);
+        isthmus_set_isa_cap(ISTHMUS_ISA_REF);
+    }
     int64_t wsb;
     CHECK_FAILS(isthmus_gemm_f32_s8_workspace_size(0, 10, 0, &wsb), ISTHMUS_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(isthmus_gemm_f32_s8_workspace_size(1, 10, 48, &wsb), ISTHMUS_ERR_INVALID_ARGUMENT);

@@ -4,6 +4,7 @@
 #include "../quant/quant.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define ALIGN64(x) (((x) + 63) & ~(int64_t)63)
@@ -314,6 +315,43 @@ isthmus_status isthmus_gemm_s8_s32(const isthmus_gemm_s8_s32_args *a) {
     return run(fn, &p, k);
 }
 
+/* The fused path quantizes rows of X on the pool; a task that meets a non-finite value records its
+ * first row, and the caller re-runs that row to raise the error on its own thread (the message is
+ * thread-local). */
+typedef struct fquant_job {
+    const QUANTIZE_S8_kernel *qk;
+    const float *x;
+    int64_t ldx, m, k, group, rows_per_task;
+    int8_t *aq;
+    float *sa;
+    _Atomic int64_t bad_row;
+} fquant_job;
+
+static void fquant_task(void *ctx, int64_t t) {
+    fquant_job *j = ctx;
+    int64_t r0 = t * j->rows_per_task, r1 = r0 + j->rows_per_task < j->m ? r0 + j->rows_per_task : j->m;
+    for (int64_t r = r0; r < r1; r++)
+        if (isthmus__quantize_rows(j->qk, j->x, j->ldx, r, r + 1, j->k, j->group, j->aq, j->k, j->sa) != ISTHMUS_OK) {
+            int64_t cur = atomic_load(&j->bad_row);
+            while (r < cur && !atomic_compare_exchange_weak(&j->bad_row, &cur, r)) {}
+            return;
+        }
+}
+
+static isthmus_status quantize_activations(const QUANTIZE_S8_kernel *qk, const float *x, int64_t ldx, int64_t m,
+                                           int64_t k, int64_t group, int8_t *aq, float *sa) {
+    fquant_job j = {qk, x, ldx, m, k, group, 0, aq, sa, m};
+    int64_t threads = isthmus__threads();
+    /* at least 64 KB of input per task so small (decode) calls stay on the caller */
+    int64_t min_rows = (16384 + k - 1) / k;
+    j.rows_per_task = (m + threads - 1) / threads;
+    if (j.rows_per_task < min_rows) j.rows_per_task = min_rows;
+    isthmus__parallel_for((m + j.rows_per_task - 1) / j.rows_per_task, fquant_task, &j);
+    int64_t bad = atomic_load(&j.bad_row);
+    if (bad < m) return isthmus__quantize_rows(qk, x, ldx, bad, bad + 1, k, group, aq, k, sa);
+    return ISTHMUS_OK;
+}
+
 static int64_t ws_bytes(int64_t m, int64_t k, int64_t ngroups) {
     return ALIGN64(m * k) + m * ngroups * (int64_t)sizeof(float);
 }
@@ -361,7 +399,7 @@ isthmus_status isthmus_gemm_f32_s8(const isthmus_gemm_f32_s8_args *a) {
     const GEMM_S8_kernel *k = NULL;
     st = scale_strides(fn, h->group > 0 ? ISTHMUS_SCALE_PER_GROUP : ISTHMUS_SCALE_PER_ROW, h, &p);
     if (!st) st = pick_kernel(fn, ISTHMUS_OP_GEMM_S8, h, &k);
-    if (!st) st = isthmus__quantize_rows(qk, a->x, a->ldx, 0, a->m, a->k, h->group, aq, a->k, sa);
+    if (!st) st = quantize_activations(qk, a->x, a->ldx, a->m, a->k, h->group, aq, sa);
     if (!st) {
         attach_weights(&p, h);
         st = run(fn, &p, k);
