@@ -60,6 +60,22 @@ public class GemmBenchmark {
     public String impl;
 
     private GemmKernel kernel;
+    /** Copies of the kernel with their own weights, cycled so that weights stream from memory. */
+    private GemmKernel[] copies;
+    private int next;
+
+    /** Weights of all copies together exceed this (8x a 32 MB L3), so decode shapes are not L3-resident. */
+    public static final long ROTATE_BYTES = 256L << 20;
+
+    /** Bytes of weights one kernel reads per GEMM, or 0 when rotating would not change what is measured. */
+    static long weightBytes(Impl i, Shape s) {
+        long nk = (long) s.n() * s.k();
+        return switch (i) {
+            case ISTHMUS_AVX512, ISTHMUS_AVX2, ISTHMUS_AVX512_G32, ISTHMUS_AVX2_G32, ISTHMUS_FUSED, VECTOR_INT8, ONEDNN -> nk;
+            case JLAMA_Q8Q4 -> nk / 2;
+            default -> 0; // ref, f32 baselines: compute-bound, or f32 weights already larger than L3
+        };
+    }
 
     public static int threads() {
         return Integer.getInteger(THREADS_PROPERTY, Runtime.getRuntime().availableProcessors());
@@ -73,10 +89,20 @@ public class GemmBenchmark {
         String skip = Availability.skipReason(i, s);
         if (skip != null) throw new IllegalStateException(impl + " skipped for " + shape + ": " + skip);
         kernel = Kernels.createChecked(i, s, threads());
+        long wb = weightBytes(i, s);
+        int n = wb == 0 ? 1 : (int) Math.min(16, Math.max(1, (ROTATE_BYTES + wb - 1) / wb));
+        copies = new GemmKernel[n];
+        copies[0] = kernel;
+        if (n > 1) {
+            float[] x = Data.activations(s), w = Data.weights(s);
+            for (int c = 1; c < n; c++) copies[c] = Kernels.create(i, s, x, w, threads());
+        }
+        String describe = kernel.describe() + (n > 1 ? String.format(java.util.Locale.ROOT,
+                "; weights rotate over %d copies (%.0f MB) so they stream from memory", n, n * wb / 1048576.0) : "");
         String file = System.getProperty(DESCRIBE_PROPERTY);
         try {
-            if (file != null) Files.writeString(Path.of(file), kernel.describe());
-            else System.out.println("# " + impl + " " + shape + ": " + kernel.describe());
+            if (file != null) Files.writeString(Path.of(file), describe);
+            else System.out.println("# " + impl + " " + shape + ": " + describe);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -84,12 +110,15 @@ public class GemmBenchmark {
 
     @Benchmark
     public void gemm() {
-        kernel.run();
+        GemmKernel k = copies[next];
+        next = next + 1 == copies.length ? 0 : next + 1;
+        k.run();
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        if (kernel != null) kernel.close();
+        if (copies != null) for (GemmKernel k : copies) if (k != null) k.close();
+        copies = null;
         kernel = null;
     }
 }
