@@ -2,7 +2,14 @@ package dev.isthmus;
 
 import java.lang.foreign.ValueLayout;
 
-/** Element types of {@link Tensor}. */
+/**
+ * Element types of {@link Tensor}.
+ *
+ * <pre>{@code
+ * Tensor acc = Tensor.allocate(DType.I32, m, n);   // int32 accumulators
+ * long bytes = acc.elementCount() * DType.I32.byteSize();
+ * }</pre>
+ */
 public enum DType {
     /** 32-bit IEEE float. */
     F32(4, ValueLayout.JAVA_FLOAT),

@@ -1,6 +1,13 @@
 package dev.isthmus;
 
-/** Kernel variants, in increasing order of capability (ISTHMUS_ISA_* of isthmus.h). */
+/**
+ * Kernel variants, in increasing order of capability (ISTHMUS_ISA_* of isthmus.h).
+ *
+ * <pre>{@code
+ * if (Isthmus.supportedIsa().compareTo(Isa.AVX512) < 0) System.out.println("no AVX-512 VNNI here");
+ * Isthmus.setIsaCap(Isa.REF);   // run the reference kernels, e.g. to check a result
+ * }</pre>
+ */
 public enum Isa {
     /** Portable scalar C: the reference every other variant is tested against. */
     REF,

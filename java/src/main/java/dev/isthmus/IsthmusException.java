@@ -3,6 +3,14 @@ package dev.isthmus;
 /**
  * A native kernel refused or failed a call that passed the Java checks. Carries the native status
  * code ({@code ISTHMUS_ERR_*} of isthmus.h) and the library's own message.
+ *
+ * <pre>{@code
+ * try {
+ *     Ops.matmul(x, weightsPackedUnderAvx512, null, y);   // after Isthmus.setIsaCap(Isa.AVX2)
+ * } catch (IsthmusException e) {
+ *     if (e.status() == IsthmusException.UNSUPPORTED) ... // repack under the current ISA
+ * }
+ * }</pre>
  */
 public final class IsthmusException extends RuntimeException {
     private static final long serialVersionUID = 1L;

@@ -38,6 +38,10 @@ import java.util.Locale;
  *       message, never half-bound.</li>
  * </ul>
  * The path and the ISA variant chosen are logged (System.Logger "dev.isthmus", level INFO).
+ *
+ * <pre>{@code
+ * Path lib = NativeLibrary.load();   // normally done for you by the dev.isthmus API
+ * }</pre>
  */
 public final class NativeLibrary {
     /** The ABI version these bindings were generated for (ISTHMUS_ABI_VERSION of isthmus.h). */
