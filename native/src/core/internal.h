@@ -90,6 +90,7 @@ typedef struct GEMM_S8_kernel {
     int32_t comp;
     int32_t mr;    /* rows per A tile the driver repacks A into (0: the kernel reads A as given) */
     int32_t a_xor; /* 1: repacked A bytes are a ^ 0x80 = a + 128 (unsigned operand of vpdpbusd) */
+    int32_t a_abs; /* 1: each tile slice also holds |a| (bytewise) after the mr words of a */
     void (*tile)(const struct gemm_problem *p, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 } GEMM_S8_kernel;
 typedef GEMM_S8_kernel GEMM_S8_S32_kernel;

@@ -171,26 +171,34 @@ static void gemm_task(void *ctx, int64_t t) {
 /* Repacks A for kernels that ask (mr > 0): tiles of mr rows, for each 4-deep K slice the mr rows'
  * 4 bytes side by side, so the micro-kernel broadcasts from consecutive addresses; zero past K and
  * past M. */
-typedef struct apack_job { const gemm_problem *p; int32_t *ap; int64_t mr, kp4; uint32_t x; } apack_job;
+typedef struct apack_job { const gemm_problem *p; int32_t *ap; int64_t mr, kp4; uint32_t x; int abs; } apack_job;
+
+/* bytewise |v| of 4 packed int8 (|-128| = 0x80, read as unsigned 128 by maddubs) */
+static inline uint32_t abs4(uint32_t v) {
+    uint32_t r = 0;
+    for (int b = 0; b < 4; b++) {
+        int8_t x = (int8_t)(v >> (8 * b));
+        r |= (uint32_t)(uint8_t)(x < 0 ? -x : x) << (8 * b);
+    }
+    return r;
+}
 
 static void apack_task(void *ctx, int64_t t) {
     const apack_job *j = ctx;
     const gemm_problem *p = j->p;
-    int32_t *dst = j->ap + t * j->kp4 * j->mr;
+    const int64_t stride = j->abs ? 2 * j->mr : j->mr; /* words per K slice of a tile */
+    int32_t *dst = j->ap + t * j->kp4 * stride;
     for (int64_t r = 0; r < j->mr; r++) {
         int64_t m = t * j->mr + r;
-        if (m >= p->m) {
-            for (int64_t k4 = 0; k4 < j->kp4; k4++) dst[k4 * j->mr + r] = (int32_t)j->x;
-            continue;
+        const int8_t *row = m < p->m ? p->a + m * p->lda : NULL;
+        int64_t kfull = p->k / 4;
+        for (int64_t k4 = 0; k4 < j->kp4; k4++) {
+            uint32_t v = 0;
+            if (row != NULL && k4 < kfull) memcpy(&v, row + 4 * k4, 4);
+            else if (row != NULL) v = (uint32_t)gemm_load_a4(row, k4, p->k);
+            dst[k4 * stride + r] = (int32_t)(v ^ j->x);
+            if (j->abs) dst[k4 * stride + j->mr + r] = (int32_t)abs4(v);
         }
-        const int8_t *row = p->a + m * p->lda;
-        int64_t kfull = p->k / 4, k4 = 0;
-        for (; k4 < kfull; k4++) {
-            uint32_t v;
-            memcpy(&v, row + 4 * k4, 4);
-            dst[k4 * j->mr + r] = (int32_t)(v ^ j->x);
-        }
-        for (; k4 < j->kp4; k4++) dst[k4 * j->mr + r] = (int32_t)((uint32_t)gemm_load_a4(row, k4, p->k) ^ j->x);
     }
 }
 
@@ -199,12 +207,25 @@ static isthmus_status run(const char *fn, gemm_problem *p, const GEMM_S8_kernel 
     int64_t npanels = p->w->npanels;
     int32_t *ap = NULL;
     if (kern->mr > 0) {
-        int64_t kp4 = p->w->kp / 4, tiles = (p->m + kern->mr - 1) / kern->mr;
-        ap = isthmus__aligned_alloc((size_t)(tiles * kp4 * kern->mr * 4));
+        /* rows per tile: the fewest tiles, then the most even ones (8 rows = 4 + 4, not 6 + 2:
+         * a short tile reloads the whole weight panel for little work) */
+        int64_t amr = kern->mr, best_tiles = INT64_MAX, best_min = 0;
+        for (int64_t c = kern->mr; c > kern->mr / 2; c--) {
+            int64_t t = (p->m + c - 1) / c, last = p->m - (t - 1) * c;
+            if (t < best_tiles || (t == best_tiles && last > best_min)) {
+                best_tiles = t;
+                best_min = last;
+                amr = c;
+            }
+        }
+        p->amr = amr;
+        int64_t kp4 = p->w->kp / 4, tiles = (p->m + amr - 1) / amr;
+        int64_t bytes = tiles * kp4 * amr * 4 * (kern->a_abs ? 2 : 1);
+        ap = isthmus__aligned_alloc((size_t)bytes);
         if (ap == NULL)
             return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: cannot allocate %lld bytes to repack A", fn,
-                                 (long long)(tiles * kp4 * kern->mr * 4));
-        apack_job aj = {p, ap, kern->mr, kp4, kern->a_xor ? 0x80808080u : 0u};
+                                 (long long)bytes);
+        apack_job aj = {p, ap, amr, kp4, kern->a_xor ? 0x80808080u : 0u, kern->a_abs};
         isthmus__parallel_for(tiles, apack_task, &aj);
         p->ap = ap;
     }
@@ -212,7 +233,7 @@ static isthmus_status run(const char *fn, gemm_problem *p, const GEMM_S8_kernel 
     /* Row blocks (a multiple of mr, about 192 rows) keep a block of A in L2 while a panel of W is
      * reused across it; small M (decode) is one row block, and the panels are split finely so every
      * core streams W. */
-    int64_t mr = kern->mr > 0 ? kern->mr : 1;
+    int64_t mr = kern->mr > 0 ? p->amr : 1;
     int64_t mb = (192 / mr) * mr;
     j.mb = p->m <= mb ? p->m : mb;
     j.nmb = (p->m + j.mb - 1) / j.mb;

@@ -43,9 +43,11 @@ typedef struct gemm_problem {
     const int32_t *comp;   /* or NULL */
     const float *ws;       /* scales section, or NULL */
     const float *bias;     /* or NULL */
-    const int32_t *ap;     /* A repacked by the driver for kernels with mr > 0: tiles of mr rows,
-                              [M/mr][kp/4][mr] groups of 4 bytes (xor 0x80 when the kernel asks),
-                              zero past K; NULL for the reference */
+    const int32_t *ap;     /* A repacked by the driver for kernels with mr > 0: tiles of amr rows,
+                              [M/amr][kp/4][amr] groups of 4 bytes (xor 0x80 when the kernel asks;
+                              followed by amr words of |a| per slice when it asks), zero past K;
+                              NULL for the reference */
+    int64_t amr;           /* rows per A tile, <= the kernel's mr, chosen per call by the driver */
     float *y;              /* f32 mode */
     int64_t ldy;
     int32_t *c;            /* s32 mode when non-NULL */

@@ -4,7 +4,8 @@
  * Layout: panels of NR = 16 output columns; per 4-deep K slice 64 bytes (one cache line) = two ymm,
  * columns 0..7 and 8..15, each column's 4 k-values adjacent. Micro-kernel MR rows x 16 columns:
  * per slice, a row's 4 int8 values are broadcast to all lanes and multiplied with the maddubs/madd
- * idiom (A repacked by the driver into tiles of MR rows, so broadcasts read consecutive words):
+ * idiom (A repacked by the driver into tiles of MR rows with |a| precomputed next to a, so broadcasts
+ * read consecutive words and the loop spends no ALU op on abs):
  * maddubs(|a|, sign(w, a)) gives a*w exactly because |a| <= 128 and |w| <= 127, so a pair sum
  * is at most 2 * 128 * 127 = 32512 < 32767 (no int16 saturation; -128 is refused in weights).
  * int32 accumulators are exact; each K-group is scaled into f32 accumulators with one fma, in the
@@ -15,10 +16,10 @@
 #include <immintrin.h>
 
 #define NR 16
-#define MR_MAX 4
+#define MR_MAX 5
 
 /* Named accumulators (c<row><col>), not an array: gcc keeps arrays of vectors in memory. */
-#define FOR_ROWS(X) X(0) X(1) X(2) X(3)
+#define FOR_ROWS(X) X(0) X(1) X(2) X(3) X(4)
 
 static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p, const int MR, int64_t m,
                                                           int64_t pan) {
@@ -26,7 +27,10 @@ static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p,
     const int64_t ng = h->ngroups, kp4 = h->kp / 4;
     const int64_t g4 = h->group > 0 ? h->group / 4 : kp4;
     const int8_t *wpan = p->wp + pan * h->kp * NR;
-    const int32_t *ap = p->ap + m * kp4; /* A repacked: tile m / MR_MAX, [kp4][MR_MAX] */
+    /* A repacked: the tile starting at row m (a multiple of amr), per K slice amr words of a, then
+     * amr words of |a| */
+    const int64_t amr = p->amr;
+    const int32_t *ap = p->ap + m * kp4 * 2;
     const __m256i ones = _mm256_set1_epi16(1);
     const int s32 = p->c != NULL;
     const __m256i zero = _mm256_setzero_si256();
@@ -43,13 +47,14 @@ static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p,
             FOR_ROWS(ZERO)
 #undef ZERO
         }
-        for (int64_t k4 = k4a; k4 < k4b; k4++) {
+        const int32_t *a0 = ap + k4a * 2 * amr;
+        for (int64_t k4 = k4a; k4 < k4b; k4++, a0 += 2 * amr) {
             const __m256i w0 = _mm256_load_si256((const __m256i *)(wpan + k4 * 64));
             const __m256i w1 = _mm256_load_si256((const __m256i *)(wpan + k4 * 64 + 32));
 #define ROW(r)                                                                                    \
             if (MR > r) {                                                                         \
-                const __m256i ab = _mm256_set1_epi32(ap[k4 * MR_MAX + r]);                        \
-                const __m256i aa = _mm256_abs_epi8(ab);                                           \
+                const __m256i ab = _mm256_set1_epi32(a0[r]);                                      \
+                const __m256i aa = _mm256_set1_epi32(a0[amr + r]);                                \
                 c##r##0 = _mm256_add_epi32(c##r##0, _mm256_madd_epi16(                            \
                               _mm256_maddubs_epi16(aa, _mm256_sign_epi8(w0, ab)), ones));         \
                 c##r##1 = _mm256_add_epi32(c##r##1, _mm256_madd_epi16(                            \
@@ -108,16 +113,17 @@ static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p,
 
 static void tile_avx2(const gemm_problem *p, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     for (int64_t pan = p0; pan < p1; pan++) {
-        int64_t m = m0;
-        for (; m + 4 <= m1; m += 4) ukernel(p, 4, m, pan);
-        switch (m1 - m) {
-        case 3: ukernel(p, 3, m, pan); break;
-        case 2: ukernel(p, 2, m, pan); break;
-        case 1: ukernel(p, 1, m, pan); break;
-        default: break;
+        for (int64_t m = m0; m < m1; m += p->amr) {
+            switch (m1 - m < p->amr ? m1 - m : p->amr) {
+            case 5: ukernel(p, 5, m, pan); break;
+            case 4: ukernel(p, 4, m, pan); break;
+            case 3: ukernel(p, 3, m, pan); break;
+            case 2: ukernel(p, 2, m, pan); break;
+            default: ukernel(p, 1, m, pan); break;
+            }
         }
     }
 }
 
-const GEMM_S8_kernel gemm_s8s8_f32__avx2 = {ISTHMUS_ISA_AVX2, NR, 0, MR_MAX, 0, tile_avx2};
-const GEMM_S8_kernel gemm_s8s8_s32__avx2 = {ISTHMUS_ISA_AVX2, NR, 0, MR_MAX, 0, tile_avx2};
+const GEMM_S8_kernel gemm_s8s8_f32__avx2 = {ISTHMUS_ISA_AVX2, NR, 0, MR_MAX, 0, 1, tile_avx2};
+const GEMM_S8_kernel gemm_s8s8_s32__avx2 = {ISTHMUS_ISA_AVX2, NR, 0, MR_MAX, 0, 1, tile_avx2};

@@ -42,16 +42,14 @@ static inline __attribute__((always_inline)) void store_row_f32(const gemm_probl
 #define FOR_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p, const int mr, int64_t m,
-                                                          int64_t pan, const int in_tile) {
+                                                          int64_t pan) {
     const packed_hdr *h = p->w;
     const int64_t ng = h->ngroups, kp4 = h->kp / 4;
     const int64_t g4 = h->group > 0 ? h->group / 4 : kp4;
     const int8_t *wpan = p->wp + pan * h->kp * NR;
-    /* row m + r of repacked A: tile (m + r) / MR, lane (m + r) % MR. in_tile: rows m .. m + mr - 1
-     * lie in one tile, so one pointer serves them all (the common, fast case) */
-    const int32_t *arow[MR];
-    for (int r = 0; r < MR; r++) arow[r] = p->ap + ((m + r) / MR) * kp4 * MR + (m + r) % MR;
-    const int32_t *a0 = arow[0];
+    /* the tile of repacked A that starts at row m (m is a multiple of amr) */
+    const int64_t amr = p->amr;
+    const int32_t *ak = p->ap + m * kp4;
     const int s32 = p->c != NULL;
     const int64_t n0 = pan * NR, nv = p->n - n0 < NR ? p->n - n0 : NR;
     const int tiled = !s32 && ng > 1;
@@ -80,14 +78,15 @@ static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p,
         FOR_ROWS(INIT)
 #undef INIT
         const int8_t *wk = wpan + k4a * (4 * NR);
-        for (int64_t k4 = k4a; k4 < k4b; k4++, wk += 4 * NR) {
+        const int32_t *a0 = ak + k4a * amr;
+        for (int64_t k4 = k4a; k4 < k4b; k4++, wk += 4 * NR, a0 += amr) {
             const __m512i w0 = _mm512_load_si512((const void *)wk);
             const __m512i w1 = _mm512_load_si512((const void *)(wk + 64));
             const __m512i w2 = _mm512_load_si512((const void *)(wk + 128));
             const __m512i w3 = _mm512_load_si512((const void *)(wk + 192));
 #define ROW(r)                                                                                    \
             if (mr > r) {                                                                         \
-                const __m512i ab = _mm512_set1_epi32(in_tile ? a0[k4 * MR + r] : arow[r][k4 * MR]); \
+                const __m512i ab = _mm512_set1_epi32(a0[r]); \
                 c##r##0 = _mm512_dpbusd_epi32(c##r##0, ab, w0);                                   \
                 c##r##1 = _mm512_dpbusd_epi32(c##r##1, ab, w1);                                   \
                 c##r##2 = _mm512_dpbusd_epi32(c##r##2, ab, w2);                                   \
@@ -145,27 +144,18 @@ static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p,
 
 static void tile_avx512(const gemm_problem *p, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     for (int64_t pan = p0; pan < p1; pan++) {
-        int64_t m = m0;
-        /* full tiles; a short last tile is balanced with the one before it (8 = 4 + 4, not 6 + 2),
-         * since a 1- or 2-row tile reloads the same weights for little work */
-        for (; m + MR <= m1 && !(m1 - m > MR && m1 - m < MR + 3); m += MR) ukernel(p, MR, m, pan, 1);
-        if (m1 - m > MR) { /* 7 or 8 rows left: 4 + 3 or 4 + 4, the second crossing a tile */
-            ukernel(p, 4, m, pan, 1);
-            m += 4;
-            if (m1 - m == 4) ukernel(p, 4, m, pan, 0);
-            else ukernel(p, 3, m, pan, 0);
-            m = m1;
-        }
-        switch (m1 - m) {
-        case 5: ukernel(p, 5, m, pan, 1); break;
-        case 4: ukernel(p, 4, m, pan, 1); break;
-        case 3: ukernel(p, 3, m, pan, 1); break;
-        case 2: ukernel(p, 2, m, pan, 1); break;
-        case 1: ukernel(p, 1, m, pan, 1); break;
-        default: break;
+        for (int64_t m = m0; m < m1; m += p->amr) {
+            switch (m1 - m < p->amr ? m1 - m : p->amr) {
+            case 6: ukernel(p, 6, m, pan); break;
+            case 5: ukernel(p, 5, m, pan); break;
+            case 4: ukernel(p, 4, m, pan); break;
+            case 3: ukernel(p, 3, m, pan); break;
+            case 2: ukernel(p, 2, m, pan); break;
+            default: ukernel(p, 1, m, pan); break;
+            }
         }
     }
 }
 
-const GEMM_S8_kernel gemm_s8s8_f32__avx512 = {ISTHMUS_ISA_AVX512, NR, 1, MR, 1, tile_avx512};
-const GEMM_S8_kernel gemm_s8s8_s32__avx512 = {ISTHMUS_ISA_AVX512, NR, 1, MR, 1, tile_avx512};
+const GEMM_S8_kernel gemm_s8s8_f32__avx512 = {ISTHMUS_ISA_AVX512, NR, 1, MR, 1, 0, tile_avx512};
+const GEMM_S8_kernel gemm_s8s8_s32__avx512 = {ISTHMUS_ISA_AVX512, NR, 1, MR, 1, 0, tile_avx512};

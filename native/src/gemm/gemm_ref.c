@@ -43,5 +43,5 @@ static void tile_ref(const gemm_problem *p, int64_t m0, int64_t m1, int64_t p0, 
     }
 }
 
-const GEMM_S8_kernel gemm_s8s8_f32__ref = {ISTHMUS_ISA_REF, 1, 0, 0, 0, tile_ref};
-const GEMM_S8_kernel gemm_s8s8_s32__ref = {ISTHMUS_ISA_REF, 1, 0, 0, 0, tile_ref};
+const GEMM_S8_kernel gemm_s8s8_f32__ref = {ISTHMUS_ISA_REF, 1, 0, 0, 0, 0, tile_ref};
+const GEMM_S8_kernel gemm_s8s8_s32__ref = {ISTHMUS_ISA_REF, 1, 0, 0, 0, 0, tile_ref};
