@@ -67,13 +67,7 @@ public final class Ops {
             isthmus_gemm_f32_s8_args.ldy(a, out.stride(0));
             isthmus_gemm_f32_s8_args.workspace(a, MemorySegment.NULL);
             isthmus_gemm_f32_s8_args.workspace_size(a, 0);
-            int st = Isthmus.isthmus_gemm_f32_s8(a);
-            if (st != Isthmus.ISTHMUS_OK()) {
-                String msg = Isthmus.isthmus_last_error().getString(0);
-                if (st == Isthmus.ISTHMUS_ERR_INVALID_ARGUMENT() && msg.contains("not finite"))
-                    throw new IllegalArgumentException("x " + Checks.shape(x) + ": " + msg);
-                Native.check(st, "matmul");
-            }
+            Native.checkInput(Isthmus.isthmus_gemm_f32_s8(a), "matmul", "x " + Checks.shape(x), "not finite");
         }
     }
 

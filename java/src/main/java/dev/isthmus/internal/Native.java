@@ -31,6 +31,20 @@ public final class Native {
         // the static initializer has run when this returns
     }
 
+    /**
+     * Like {@link #check}, but a native refusal of the caller's data (an invalid-argument status whose
+     * message contains one of {@code dataMarkers}, e.g. "not finite" or "-128") is the caller's bad input:
+     * an {@link IllegalArgumentException} naming {@code argument}, as the Java-side checks throw.
+     */
+    public static void checkInput(int status, String operation, String argument, String... dataMarkers) {
+        if (status == Isthmus.ISTHMUS_OK()) return;
+        String msg = Isthmus.isthmus_last_error().getString(0);
+        if (status == Isthmus.ISTHMUS_ERR_INVALID_ARGUMENT())
+            for (String marker : dataMarkers)
+                if (msg.contains(marker)) throw new IllegalArgumentException(argument + ": " + msg);
+        throw new IsthmusException(operation, status, msg);
+    }
+
     /** Throws {@link IsthmusException} with the native message unless {@code status} is ISTHMUS_OK. */
     public static void check(int status, String operation) {
         if (status != Isthmus.ISTHMUS_OK()) {

@@ -81,13 +81,8 @@ public final class PackedWeights implements AutoCloseable {
             MemorySegment packed = arena.allocate(size, 64);
             isthmus_gemm_pack_args.packed(a, packed);
             isthmus_gemm_pack_args.packed_size(a, size);
-            int st = Isthmus.isthmus_gemm_s8_pack(a);
-            if (st != Isthmus.ISTHMUS_OK()) {
-                String msg = Isthmus.isthmus_last_error().getString(0);
-                if (st == Isthmus.ISTHMUS_ERR_INVALID_ARGUMENT() && (msg.contains("-128") || msg.contains("not finite")))
-                    throw new IllegalArgumentException("w " + Checks.shape(values) + ": " + msg);
-                Native.check(st, "PackedWeights.pack");
-            }
+            Native.checkInput(Isthmus.isthmus_gemm_s8_pack(a), "PackedWeights.pack", "w " + Checks.shape(values),
+                    "-128", "not finite");
             return new PackedWeights(arena, packed, n, k, scheme, Isa.of(Isthmus.isthmus_isa()));
         } catch (RuntimeException | Error e) {
             arena.close();

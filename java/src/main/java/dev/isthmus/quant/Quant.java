@@ -52,15 +52,7 @@ public final class Quant {
             isthmus_quantize_args.q(a, q.segment());
             isthmus_quantize_args.ldq(a, cols);
             isthmus_quantize_args.scales(a, s.segment());
-            int st = Isthmus.isthmus_quantize_s8(a);
-            if (st != Isthmus.ISTHMUS_OK()) {
-                String msg = Isthmus.isthmus_last_error().getString(0);
-                q.close();
-                s.close();
-                if (st == Isthmus.ISTHMUS_ERR_INVALID_ARGUMENT() && msg.contains("not finite"))
-                    throw new IllegalArgumentException("x " + Checks.shape(x) + ": " + msg);
-                Native.check(st, "quantize");
-            }
+            Native.checkInput(Isthmus.isthmus_quantize_s8(a), "quantize", "x " + Checks.shape(x), "not finite");
         } catch (RuntimeException e) {
             q.close();
             s.close();
