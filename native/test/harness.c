@@ -35,6 +35,11 @@ int main(int argc, char **argv) {
     const char *env = getenv("ISTHMUS_TEST_SEED");
     uint64_t base = env ? strtoull(env, NULL, 10) : 20261128ull;
     int passed = 0, failed = 0;
+    for (int32_t isa = ISTHMUS_ISA_AVX2; isa <= ISTHMUS_ISA_AVX512; isa++)
+        if (isa > isthmus_isa_supported())
+            printf("note: the %s kernels are NOT tested by this binary: this CPU (or build) lacks %s%s\n",
+                   isthmus_isa_name(isa), isa == ISTHMUS_ISA_AVX2 ? "AVX2+FMA" : "AVX-512 F/BW/VL/VNNI",
+                   isa == ISTHMUS_ISA_AVX512 ? "; the SIMDe build (simde_avx512_*) tests them emulated" : "");
     printf("isthmus native tests: library %s, best ISA %s, base seed %llu (set ISTHMUS_TEST_SEED to "
            "change)\n", isthmus_version(), isthmus_isa_name(isthmus_isa_supported()),
            (unsigned long long)base);
