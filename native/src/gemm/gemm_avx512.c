@@ -41,8 +41,13 @@ static inline __attribute__((always_inline)) void store_row_f32(const gemm_probl
  * compile-time constant after inlining) are dead code. */
 #define FOR_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
+/* Prefetch plan for the next weight panel: while the row tiles of this panel compute (from L2), the
+ * next panel is pulled into L2, its 4 * kp4 lines spread evenly over the tiles' K loops, so the first
+ * tile of the next panel does not wait on memory. */
+typedef struct pf_plan { const int8_t *next; int64_t tile, lpi; } pf_plan;
+
 static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p, const int mr, int64_t m,
-                                                          int64_t pan) {
+                                                          int64_t pan, pf_plan pf) {
     const packed_hdr *h = p->w;
     const int64_t ng = h->ngroups, kp4 = h->kp / 4;
     const int64_t g4 = h->group > 0 ? h->group / 4 : kp4;
@@ -84,6 +89,11 @@ static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p,
             const __m512i w1 = _mm512_load_si512((const void *)(wk + 64));
             const __m512i w2 = _mm512_load_si512((const void *)(wk + 128));
             const __m512i w3 = _mm512_load_si512((const void *)(wk + 192));
+            if (pf.next != NULL)
+                for (int64_t l = 0; l < pf.lpi; l++) {
+                    int64_t line = (pf.tile * kp4 + k4) * pf.lpi + l;
+                    if (line < 4 * kp4) _mm_prefetch((const char *)pf.next + 64 * line, _MM_HINT_T1);
+                }
 #define ROW(r)                                                                                    \
             if (mr > r) {                                                                         \
                 const __m512i ab = _mm512_set1_epi32(a0[r]); \
@@ -144,14 +154,16 @@ static inline __attribute__((always_inline)) void ukernel(const gemm_problem *p,
 
 static void tile_avx512(const gemm_problem *p, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
     for (int64_t pan = p0; pan < p1; pan++) {
-        for (int64_t m = m0; m < m1; m += p->amr) {
+        const int64_t tiles = (m1 - m0 + p->amr - 1) / p->amr;
+        pf_plan pf = {pan + 1 < p1 ? p->wp + (pan + 1) * p->w->kp * NR : NULL, 0, (4 + tiles - 1) / tiles};
+        for (int64_t m = m0; m < m1; m += p->amr, pf.tile++) {
             switch (m1 - m < p->amr ? m1 - m : p->amr) {
-            case 6: ukernel(p, 6, m, pan); break;
-            case 5: ukernel(p, 5, m, pan); break;
-            case 4: ukernel(p, 4, m, pan); break;
-            case 3: ukernel(p, 3, m, pan); break;
-            case 2: ukernel(p, 2, m, pan); break;
-            default: ukernel(p, 1, m, pan); break;
+            case 6: ukernel(p, 6, m, pan, pf); break;
+            case 5: ukernel(p, 5, m, pan, pf); break;
+            case 4: ukernel(p, 4, m, pan, pf); break;
+            case 3: ukernel(p, 3, m, pan, pf); break;
+            case 2: ukernel(p, 2, m, pan, pf); break;
+            default: ukernel(p, 1, m, pan, pf); break;
             }
         }
     }
