@@ -160,6 +160,9 @@ static void bad_arguments(void) {
     CHECK(isthmus_scale_count(3, 100, ISTHMUS_SCALE_PER_GROUP, 32) == 12, "scale count per group");
     CHECK(isthmus_scale_count(3, 100, ISTHMUS_SCALE_PER_ROW, 0) == 3, "scale count per row");
     CHECK(isthmus_scale_count(3, 100, 9, 0) == 0, "scale count bad granularity");
+    isthmus_set_isa_cap(7); /* leaves an unrelated message behind */
+    CHECK(isthmus_scale_count((int64_t)1 << 40, (int64_t)1 << 40, ISTHMUS_SCALE_PER_GROUP, 32) == 0, "overflowing count");
+    CHECK(strstr(isthmus_last_error(), "isthmus_scale_count") != NULL, "its own message: %s", isthmus_last_error());
 }
 
 const test_case quant_tests[] = {

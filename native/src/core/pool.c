@@ -15,7 +15,8 @@
 #define SPIN_ROUNDS 2000 /* ~50 us: covers back-to-back calls without burning a core between them */
 
 typedef struct pool {
-    int32_t nworkers;            /* threads besides the caller */
+    int32_t requested;           /* threads asked for, the caller included */
+    int32_t nworkers;            /* threads besides the caller (fewer if the OS refused some) */
     pthread_t *workers;
     pthread_mutex_t m;
     pthread_cond_t cv_work, cv_done;
@@ -109,6 +110,7 @@ static void pool_destroy(pool *p) {
 static pool *pool_create(int32_t nthreads) {
     pool *p = calloc(1, sizeof *p);
     if (p == NULL) return NULL;
+    p->requested = nthreads;
     p->nworkers = nthreads - 1;
     p->workers = calloc((size_t)(p->nworkers > 0 ? p->nworkers : 1), sizeof(pthread_t));
     if (p->workers == NULL) {
@@ -132,7 +134,7 @@ void isthmus__parallel_for(int64_t ntasks, isthmus_task_fn fn, void *ctx) {
         for (int64_t t = 0; t < ntasks; t++) fn(ctx, t);
         return;
     }
-    if (the_pool == NULL || the_pool->nworkers != want - 1) {
+    if (the_pool == NULL || the_pool->requested != want) {
         pool_destroy(the_pool);
         the_pool = pool_create(want);
     }

@@ -19,7 +19,11 @@ int64_t isthmus_scale_count(int64_t rows, int64_t cols, int32_t granularity, int
             FAIL_ARG("isthmus_scale_count: group = %lld, must be 32, 64, 128 or 256", (long long)group);
             return 0;
         }
-        if (!isthmus__extent_ok(rows, (cols + group - 1) / group)) return 0;
+        if (!isthmus__extent_ok(rows, (cols + group - 1) / group)) {
+            FAIL_ARG("isthmus_scale_count: rows = %lld x %lld groups is too large", (long long)rows,
+                     (long long)((cols + group - 1) / group));
+            return 0;
+        }
         return rows * ((cols + group - 1) / group);
     default:
         FAIL_ARG("isthmus_scale_count: granularity = %d, must be ISTHMUS_SCALE_PER_TENSOR (0), "

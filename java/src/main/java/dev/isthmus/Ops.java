@@ -53,8 +53,10 @@ public final class Ops {
         MemorySegment wp = weights(w, k, "x", x);
         checkBiasOut(bias, out, m, w.n(), x);
         Checks.noOverlap(out, "out", x, "x");
+        Checks.noOverlap(out, "out", wp, "w (packed weights)");
         Native.ensureLoaded();
-        try (Arena call = Arena.ofConfined()) {
+        try (Tensor.Lease lx = x.lease(); Tensor.Lease lo = out.lease(); Tensor.Lease lb = lease(bias);
+             Tensor.Lease lw = w.lease(); Arena call = Arena.ofConfined()) {
             MemorySegment a = isthmus_gemm_f32_s8_args.allocate(call);
             isthmus_gemm_f32_s8_args.m(a, m);
             isthmus_gemm_f32_s8_args.n(a, w.n());
@@ -103,8 +105,10 @@ public final class Ops {
         checkBiasOut(bias, out, m, w.n(), av);
         Checks.noOverlap(out, "out", av, "a.values");
         Checks.noOverlap(out, "out", a.scales(), "a.scales");
+        Checks.noOverlap(out, "out", wp, "w (packed weights)");
         Native.ensureLoaded();
-        try (Arena call = Arena.ofConfined()) {
+        try (Tensor.Lease la = av.lease(); Tensor.Lease ls = a.scales().lease(); Tensor.Lease lo = out.lease();
+             Tensor.Lease lb = lease(bias); Tensor.Lease lw = w.lease(); Arena call = Arena.ofConfined()) {
             MemorySegment s = isthmus_gemm_s8_args.allocate(call);
             isthmus_gemm_s8_args.m(s, m);
             isthmus_gemm_s8_args.n(s, w.n());
@@ -139,13 +143,15 @@ public final class Ops {
         Checks.matrix(a, "a", DType.I8);
         long m = a.dim(0), k = a.dim(1);
         MemorySegment wp = weights(w, k, "a", a);
-        Checks.matrix(out, "out", DType.I32);
+        Checks.output(out, "out", DType.I32);
         if (out.dim(0) != m || out.dim(1) != w.n())
             throw new IllegalArgumentException("out must be [" + m + ", " + w.n() + "] for a " + Checks.shape(a)
                     + " and w [" + w.n() + ", " + w.k() + "] but is " + Checks.shape(out));
         Checks.noOverlap(out, "out", a, "a");
+        Checks.noOverlap(out, "out", wp, "w (packed weights)");
         Native.ensureLoaded();
-        try (Arena call = Arena.ofConfined()) {
+        try (Tensor.Lease la = a.lease(); Tensor.Lease lo = out.lease(); Tensor.Lease lw = w.lease();
+             Arena call = Arena.ofConfined()) {
             MemorySegment s = isthmus_gemm_s8_s32_args.allocate(call);
             isthmus_gemm_s8_s32_args.m(s, m);
             isthmus_gemm_s8_s32_args.n(s, w.n());
@@ -157,6 +163,10 @@ public final class Ops {
             isthmus_gemm_s8_s32_args.ldc(s, out.stride(0));
             Native.check(Isthmus.isthmus_gemm_s8_s32(s), "matmulInt32");
         }
+    }
+
+    private static Tensor.Lease lease(Tensor t) {
+        return t == null ? Tensor.Lease.NONE : t.lease();
     }
 
     private static MemorySegment weights(PackedWeights w, long k, String actName, Tensor act) {
@@ -173,7 +183,7 @@ public final class Ops {
             Checks.vector(bias, "bias", DType.F32, n);
             Checks.noOverlap(out == null ? bias : out, "out", bias, "bias");
         }
-        Checks.matrix(out, "out", DType.F32);
+        Checks.output(out, "out", DType.F32);
         if (out.dim(0) != m || out.dim(1) != n)
             throw new IllegalArgumentException("out must be [" + m + ", " + n + "] for activations " + Checks.shape(act)
                     + " but is " + Checks.shape(out));

@@ -7,6 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.Objects;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * An n-dimensional array in native memory: shape, strides (in elements), {@link DType}, and a
@@ -36,8 +37,47 @@ public final class Tensor implements AutoCloseable {
     private final long[] shape;
     private final long[] strides;
     private final Arena owned;
+    /** For a view (rows()), the tensor whose memory it shows; leases go to it. */
+    private final Tensor parent;
+    /** Native calls using this tensor's memory now; -1 once closed (owned tensors only). */
+    private final AtomicInteger leases = new AtomicInteger();
+
+    /**
+     * Held by every op for the length of its native call: while a lease is open, {@link #close()} of a
+     * tensor that owns its memory fails instead of freeing memory native code is using. Tensors that
+     * borrow memory get a no-op lease: their arena's owner must not close it during a call.
+     */
+    public interface Lease extends AutoCloseable {
+        /** The lease of borrowed memory: nothing to hold. */
+        Lease NONE = () -> {};
+
+        @Override
+        void close();
+    }
+
+    /**
+     * Takes a lease on this tensor's memory (see {@link Lease}); fails if the tensor is closed.
+     * Ops do this themselves; call it when handing {@link #segment()} to native code of your own.
+     */
+    public Lease lease() {
+        if (parent != null) return parent.lease();
+        if (owned == null) {
+            MemorySegment seg = segment; // keeps an automatic arena's memory reachable until close()
+            return () -> java.lang.ref.Reference.reachabilityFence(seg);
+        }
+        for (;;) {
+            int n = leases.get();
+            if (n < 0) throw new IllegalStateException(this + " is closed");
+            if (leases.compareAndSet(n, n + 1)) return leases::decrementAndGet;
+        }
+    }
 
     private Tensor(MemorySegment segment, DType dtype, long[] shape, long[] strides, Arena owned) {
+        this(segment, dtype, shape, strides, owned, null);
+    }
+
+    private Tensor(MemorySegment segment, DType dtype, long[] shape, long[] strides, Arena owned, Tensor parent) {
+        this.parent = parent;
         this.segment = segment;
         this.dtype = dtype;
         this.shape = shape;
@@ -187,7 +227,7 @@ public final class Tensor implements AutoCloseable {
         long off = from * strides[0] * dtype.byteSize();
         long[] s = {to - from, shape[1]};
         long need = ((s[0] - 1) * strides[0] + (s[1] - 1) * strides[1] + 1) * dtype.byteSize();
-        return new Tensor(segment.asSlice(off, need), dtype, s, strides.clone(), null);
+        return new Tensor(segment.asSlice(off, need), dtype, s, strides.clone(), null, parent != null ? parent : this);
     }
 
     // ------------------------------------------------------------------ element access
@@ -289,16 +329,27 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
-    /** Frees the memory if this tensor owns it; otherwise does nothing. Idempotent. */
+    /**
+     * Frees the memory if this tensor owns it; otherwise does nothing. Idempotent.
+     *
+     * @throws IllegalStateException if an op on another thread is using the memory right now
+     */
     @Override
     public void close() {
-        if (owned != null && owned.scope().isAlive()) owned.close();
+        if (owned == null) return;
+        if (!leases.compareAndSet(0, -1)) {
+            int n = leases.get();
+            if (n < 0) return; // already closed
+            throw new IllegalStateException(Checks.shape(this) + " is in use by " + n
+                    + " native call(s) on other threads: close it after they return");
+        }
+        owned.close();
     }
 
     @Override
     public String toString() {
         return "Tensor[" + dtype + Arrays.toString(shape) + (isContiguous() ? "" : " strides " + Arrays.toString(strides))
-                + (isAlive() ? "" : " closed") + "]";
+                + (segment.scope().isAlive() ? "" : " closed") + "]";
     }
 
     // ------------------------------------------------------------------ helpers

@@ -3,6 +3,7 @@ package dev.isthmus.internal;
 import dev.isthmus.DType;
 import dev.isthmus.Tensor;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /** Argument checks shared by the public entries; every message names the argument and its shape. */
@@ -25,7 +26,25 @@ public final class Checks {
         if (t.stride(1) != 1)
             throw new IllegalArgumentException(name + " must have contiguous rows (column stride 1) but has strides "
                     + Arrays.toString(t.strides()));
+        if (t.dim(0) > 1 && t.stride(0) < t.dim(1))
+            throw new IllegalArgumentException(name + " " + shape(t) + " has row stride " + t.stride(0)
+                    + " < " + t.dim(1) + " columns: its rows overlap");
         return t;
+    }
+
+    /** An output: a matrix as above whose memory may be written. */
+    public static Tensor output(Tensor t, String name, DType dtype) {
+        matrix(t, name, dtype);
+        if (t.segment().isReadOnly())
+            throw new IllegalArgumentException(name + " " + shape(t) + " is read-only memory and cannot take a result");
+        return t;
+    }
+
+    /** out must not share any byte with the segment {@code in} (e.g. packed weights). */
+    public static void noOverlap(Tensor out, String outName, MemorySegment in, String inName) {
+        long a0 = out.segment().address(), a1 = a0 + out.segment().byteSize();
+        long b0 = in.address(), b1 = b0 + in.byteSize();
+        if (a0 < b1 && b0 < a1) throw new IllegalArgumentException(outName + " " + shape(out) + " overlaps " + inName);
     }
 
     /** A live, reachable, native vector of {@code length} elements of the given dtype (contiguous). */

@@ -10,6 +10,7 @@ import dev.isthmus.internal.Native;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Int8 weights W[N, K] (a row per output channel) with their scales, packed once into the layout of
@@ -31,6 +32,8 @@ public final class PackedWeights implements AutoCloseable {
     private final long n, k;
     private final QuantScheme scheme;
     private final Isa isa;
+    /** Native calls reading the buffer now; -1 once closed. */
+    private final AtomicInteger leases = new AtomicInteger();
 
     private PackedWeights(Arena arena, MemorySegment packed, long n, long k, QuantScheme scheme, Isa isa) {
         this.arena = arena;
@@ -66,7 +69,7 @@ public final class PackedWeights implements AutoCloseable {
             throw new IllegalArgumentException("w " + Checks.shape(values) + ": K = " + k + " exceeds "
                     + Isthmus.ISTHMUS_GEMM_MAX_K() + " (int32 accumulators would overflow)");
         Arena arena = Arena.ofShared();
-        try (Arena call = Arena.ofConfined()) {
+        try (Tensor.Lease lv = values.lease(); Tensor.Lease ls = w.scales().lease(); Arena call = Arena.ofConfined()) {
             MemorySegment a = isthmus_gemm_pack_args.allocate(call);
             isthmus_gemm_pack_args.n(a, n);
             isthmus_gemm_pack_args.k(a, k);
@@ -83,7 +86,9 @@ public final class PackedWeights implements AutoCloseable {
             isthmus_gemm_pack_args.packed_size(a, size);
             Native.checkInput(Isthmus.isthmus_gemm_s8_pack(a), "PackedWeights.pack", "w " + Checks.shape(values),
                     "-128", "not finite");
-            return new PackedWeights(arena, packed, n, k, scheme, Isa.of(Isthmus.isthmus_isa()));
+            MemorySegment info = dev.isthmus.bindings.isthmus_packed_info.allocate(call);
+            Native.check(Isthmus.isthmus_gemm_s8_packed_info(packed, info), "PackedWeights.pack");
+            return new PackedWeights(arena, packed, n, k, scheme, Isa.of(dev.isthmus.bindings.isthmus_packed_info.isa(info)));
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
@@ -130,9 +135,32 @@ public final class PackedWeights implements AutoCloseable {
         return arena.scope().isAlive();
     }
 
+    /**
+     * Takes a lease on the packed buffer for a native call (ops do this): while one is open,
+     * {@link #close()} fails instead of freeing memory a kernel is reading.
+     */
+    public Tensor.Lease lease() {
+        for (;;) {
+            int c = leases.get();
+            if (c < 0) throw new IllegalStateException(this + " is closed");
+            if (leases.compareAndSet(c, c + 1)) return leases::decrementAndGet;
+        }
+    }
+
+    /**
+     * Frees the packed buffer. Idempotent.
+     *
+     * @throws IllegalStateException if an op on another thread is reading it right now
+     */
     @Override
     public void close() {
-        if (arena.scope().isAlive()) arena.close();
+        if (!leases.compareAndSet(0, -1)) {
+            int c = leases.get();
+            if (c < 0) return;
+            throw new IllegalStateException("PackedWeights [" + n + ", " + k + "] is in use by " + c
+                    + " native call(s) on other threads: close it after they return");
+        }
+        arena.close();
     }
 
     @Override

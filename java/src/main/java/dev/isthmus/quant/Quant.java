@@ -41,7 +41,7 @@ public final class Quant {
         long rows = x.dim(0), cols = x.dim(1);
         Tensor q = Tensor.allocate(DType.I8, rows, cols);
         Tensor s = Tensor.allocate(DType.F32, scheme.scaleCount(rows, cols));
-        try (Arena call = Arena.ofConfined()) {
+        try (Tensor.Lease lx = x.lease(); Arena call = Arena.ofConfined()) {
             MemorySegment a = isthmus_quantize_args.allocate(call);
             isthmus_quantize_args.rows(a, rows);
             isthmus_quantize_args.cols(a, cols);
@@ -71,7 +71,7 @@ public final class Quant {
         Native.ensureLoaded();
         long rows = q.rows(), cols = q.cols();
         Tensor x = Tensor.allocate(DType.F32, rows, cols);
-        try (Arena call = Arena.ofConfined()) {
+        try (Tensor.Lease lq = q.values().lease(); Tensor.Lease ls = q.scales().lease(); Arena call = Arena.ofConfined()) {
             MemorySegment a = isthmus_dequantize_args.allocate(call);
             isthmus_dequantize_args.rows(a, rows);
             isthmus_dequantize_args.cols(a, cols);
