@@ -1,13 +1,13 @@
 package dev.isthmus;
 
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Leases;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.Objects;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * An n-dimensional array in native memory: shape, strides (in elements), {@link DType}, and a
@@ -39,8 +39,8 @@ public final class Tensor implements AutoCloseable {
     private final Arena owned;
     /** For a view (rows()), the tensor whose memory it shows; leases go to it. */
     private final Tensor parent;
-    /** Native calls using this tensor's memory now; -1 once closed (owned tensors only). */
-    private final AtomicInteger leases = new AtomicInteger();
+    /** Native calls using this tensor's memory (owned tensors only). */
+    private final Leases leases = new Leases();
 
     /**
      * Held by every op for the length of its native call: while a lease is open, {@link #close()} of a
@@ -65,11 +65,8 @@ public final class Tensor implements AutoCloseable {
             MemorySegment seg = segment; // keeps an automatic arena's memory reachable until close()
             return () -> java.lang.ref.Reference.reachabilityFence(seg);
         }
-        for (;;) {
-            int n = leases.get();
-            if (n < 0) throw new IllegalStateException(this + " is closed");
-            if (leases.compareAndSet(n, n + 1)) return leases::decrementAndGet;
-        }
+        Runnable release = leases.acquire(this);
+        return release::run;
     }
 
     private Tensor(MemorySegment segment, DType dtype, long[] shape, long[] strides, Arena owned) {
@@ -336,14 +333,7 @@ public final class Tensor implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (owned == null) return;
-        if (!leases.compareAndSet(0, -1)) {
-            int n = leases.get();
-            if (n < 0) return; // already closed
-            throw new IllegalStateException(Checks.shape(this) + " is in use by " + n
-                    + " native call(s) on other threads: close it after they return");
-        }
-        owned.close();
+        if (owned != null && leases.markClosed(Checks.shape(this))) owned.close();
     }
 
     @Override

@@ -6,11 +6,11 @@ import dev.isthmus.Tensor;
 import dev.isthmus.bindings.Isthmus;
 import dev.isthmus.bindings.isthmus_gemm_pack_args;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Leases;
 import dev.isthmus.internal.Native;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Int8 weights W[N, K] (a row per output channel) with their scales, packed once into the layout of
@@ -32,8 +32,8 @@ public final class PackedWeights implements AutoCloseable {
     private final long n, k;
     private final QuantScheme scheme;
     private final Isa isa;
-    /** Native calls reading the buffer now; -1 once closed. */
-    private final AtomicInteger leases = new AtomicInteger();
+    /** Native calls reading the buffer now. */
+    private final Leases leases = new Leases();
 
     private PackedWeights(Arena arena, MemorySegment packed, long n, long k, QuantScheme scheme, Isa isa) {
         this.arena = arena;
@@ -140,11 +140,8 @@ public final class PackedWeights implements AutoCloseable {
      * {@link #close()} fails instead of freeing memory a kernel is reading.
      */
     public Tensor.Lease lease() {
-        for (;;) {
-            int c = leases.get();
-            if (c < 0) throw new IllegalStateException(this + " is closed");
-            if (leases.compareAndSet(c, c + 1)) return leases::decrementAndGet;
-        }
+        Runnable release = leases.acquire(this);
+        return release::run;
     }
 
     /**
@@ -154,13 +151,7 @@ public final class PackedWeights implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (!leases.compareAndSet(0, -1)) {
-            int c = leases.get();
-            if (c < 0) return;
-            throw new IllegalStateException("PackedWeights [" + n + ", " + k + "] is in use by " + c
-                    + " native call(s) on other threads: close it after they return");
-        }
-        arena.close();
+        if (leases.markClosed("PackedWeights [" + n + ", " + k + "]")) arena.close();
     }
 
     @Override
