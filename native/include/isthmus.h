@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 /** Bumped on every incompatible change of this header; the Java loader refuses a mismatch. */
-#define ISTHMUS_ABI_VERSION 1
+#define ISTHMUS_ABI_VERSION 2
 
 /* ---------------------------------------------------------------- status and errors ------ */
 
@@ -35,7 +35,9 @@ enum {
     ISTHMUS_ERR_INVALID_ARGUMENT = 1, /* a null pointer, a bad size or stride, a bad enum value  */
     ISTHMUS_ERR_UNSUPPORTED = 2,      /* valid request this build or CPU cannot serve             */
     ISTHMUS_ERR_OUT_OF_MEMORY = 3,    /* an internal allocation failed                            */
-    ISTHMUS_ERR_INTERNAL = 4          /* a bug: please report it with the message                 */
+    ISTHMUS_ERR_INTERNAL = 4,         /* a bug: please report it with the message                 */
+    ISTHMUS_ERR_CAPACITY = 5          /* a fixed-size pool is full (KV cache blocks or sequence
+                                         slots, or a sequence at its maximum length); nothing changed */
 };
 
 /** Text of the last failure on this thread ("" when none). Never NULL. */
@@ -212,6 +214,184 @@ typedef struct isthmus_gemm_f32_s8_args {
 } isthmus_gemm_f32_s8_args;
 isthmus_status isthmus_gemm_f32_s8_workspace_size(int64_t m, int64_t k, int64_t group, int64_t *bytes);
 isthmus_status isthmus_gemm_f32_s8(const isthmus_gemm_f32_s8_args *args);
+
+/* ---------------------------------------------------------------- paged KV cache --------- */
+
+/*
+ * A KV cache for `layers` attention layers: fixed-size blocks of `block_size` tokens are taken from a
+ * pool of `num_blocks`; each sequence has a block table. A block id names the same slot in every
+ * layer, so one table serves all layers (as in vLLM). All of it lives in two caller-owned buffers:
+ * `state` (tables, reference counts, free list; isthmus_kv_sizes says how big) and `pool` (the K/V
+ * data). The library keeps no pointer to them between calls except the pool pointer stored in state.
+ *
+ * Layout of one (layer, block) in the pool, in this order, 64-byte aligned:
+ *   K  [kv_heads][head_dim][block_size]  transposed: one vector load gives dimension i of 16
+ *                                        consecutive keys, so q.k for 16 keys is head_dim broadcast
+ *                                        FMAs with no horizontal sums (decode and prefill alike);
+ *   V  [kv_heads][block_size][head_dim]  row-major: P.V accumulates whole rows of V;
+ *   K scales [kv_heads][block_size], V scales [kv_heads][block_size]  f32, only for ISTHMUS_KV_S8.
+ * Head-major rather than token-major ([block_size, kv_heads, head_dim]) because decode streams one
+ * head's keys at a time: head-major makes that a contiguous block_size * head_dim run per block.
+ * The append writes one token as head_dim scattered elements per head, which costs nothing next to
+ * the reads.
+ *
+ * Sequence operations (create, fork, extend, truncate, free) change the state and must not run
+ * concurrently with any other call on the same cache. isthmus_kv_write on distinct sequences and
+ * isthmus_attention may run concurrently with each other (the Java KvCache enforces this with a
+ * read-write lock).
+ */
+
+enum {
+    ISTHMUS_KV_F32 = 0,
+    ISTHMUS_KV_F16 = 1,  /* IEEE half, round to nearest even on append; overflow becomes +-inf       */
+    ISTHMUS_KV_BF16 = 2, /* bfloat16, round to nearest even on append                                */
+    ISTHMUS_KV_S8 = 3    /* int8 with one f32 scale per (token, kv head): q = rne(x / s), s = max|x|/127 */
+};
+
+#define ISTHMUS_KV_MAX_HEAD_DIM 512   /* head_dim: a multiple of 16 from 16 to 512                  */
+#define ISTHMUS_KV_MAX_BLOCK_SIZE 256 /* block_size: a power of two from 1 to 256                   */
+#define ISTHMUS_KV_MAX_SEQ_LEN (1 << 24)
+
+typedef struct isthmus_kv_config {
+    int32_t layers;       /* >= 1                                                               */
+    int32_t kv_heads;     /* >= 1                                                               */
+    int32_t head_dim;     /* multiple of 16, 16..512                                            */
+    int32_t block_size;   /* power of two, 1..256 (16 is the usual choice)                      */
+    int32_t dtype;        /* ISTHMUS_KV_*                                                       */
+    int32_t num_blocks;   /* blocks in the pool, >= 1                                           */
+    int32_t max_seqs;     /* sequence slots, >= 1                                               */
+    int32_t max_seq_len;  /* tokens one sequence may hold, 1..ISTHMUS_KV_MAX_SEQ_LEN            */
+} isthmus_kv_config;
+
+/** Bytes of the state and pool buffers for this configuration (also validates it). */
+isthmus_status isthmus_kv_sizes(const isthmus_kv_config *config, int64_t *state_bytes, int64_t *pool_bytes);
+
+/** Initializes a cache in caller memory (both 64-byte aligned, sizes at least isthmus_kv_sizes). The
+ * pool is not cleared: positions are defined once written. */
+isthmus_status isthmus_kv_init(const isthmus_kv_config *config, void *state, int64_t state_bytes,
+                               void *pool, int64_t pool_bytes);
+
+/** Reads back the configuration of an initialized cache. */
+isthmus_status isthmus_kv_get_config(const void *state, isthmus_kv_config *out);
+
+/** A new empty sequence; its id (0..max_seqs-1) is written to *seq. CAPACITY when all slots are used. */
+isthmus_status isthmus_kv_seq_create(void *state, int32_t *seq);
+
+/** A new sequence holding the parent's tokens. Blocks are shared and reference-counted; a shared
+ * partial last block is copied (all layers) when either sequence first extends into it. */
+isthmus_status isthmus_kv_seq_fork(void *state, int32_t parent, int32_t *child);
+
+/** Frees the sequence and releases its blocks. */
+isthmus_status isthmus_kv_seq_free(void *state, int32_t seq);
+
+/** Shortens the sequence to `length` tokens (0..current), releasing blocks no longer needed: how a
+ * rejected speculative suffix is rolled back. */
+isthmus_status isthmus_kv_seq_truncate(void *state, int32_t seq, int64_t length);
+
+/** Grows the sequence by n >= 1 token positions, taking blocks from the pool (and copying a shared
+ * last block). The new positions hold unspecified values until isthmus_kv_write fills them. All or
+ * nothing: CAPACITY (pool exhausted, or max_seq_len exceeded) leaves the cache unchanged. */
+isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n);
+
+/** Current length of the sequence. */
+isthmus_status isthmus_kv_seq_length(const void *state, int32_t seq, int64_t *length);
+
+/** Block table of the sequence: writes min(capacity, block count) ids to blocks, the count to *count. */
+isthmus_status isthmus_kv_seq_blocks(const void *state, int32_t seq, int32_t *blocks, int64_t capacity,
+                                     int64_t *count);
+
+/** Pool accounting. */
+typedef struct isthmus_kv_stats {
+    int32_t free_blocks;  /* blocks in the free list                                  */
+    int32_t used_blocks;  /* num_blocks - free_blocks                                 */
+    int32_t live_seqs;    /* sequences created and not freed                          */
+    int32_t shared_blocks;/* blocks referenced by more than one sequence              */
+    int64_t tokens;       /* sum of sequence lengths                                  */
+} isthmus_kv_stats;
+isthmus_status isthmus_kv_get_stats(const void *state, isthmus_kv_stats *out);
+
+/** Rotary position embedding. */
+enum {
+    ISTHMUS_ROPE_NONE = 0,
+    ISTHMUS_ROPE_INTERLEAVED = 1, /* pairs (2i, 2i+1): Meta's Llama reference code, GGUF/llama.cpp     */
+    ISTHMUS_ROPE_HALF = 2         /* pairs (i, i + rot/2): Hugging Face Llama, GPT-NeoX                */
+};
+/** Pair i of a rotated vector turns by angle pos * theta^(-2i / rotary_dim), computed in double and
+ * rounded to f32 cos/sin; y0 = fma(x0, c, -(x1*s)), y1 = fma(x1, c, x0*s) in f32, so the standalone op
+ * and the fused append give bit-identical results. Dimensions from rotary_dim on are left as they are. */
+typedef struct isthmus_rope_params {
+    int32_t style;        /* ISTHMUS_ROPE_*                                                     */
+    int32_t rotary_dim;   /* 0: head_dim; else even, <= head_dim                                */
+    float theta;          /* base, e.g. 10000 (Llama 2) or 500000 (Llama 3); > 1                */
+} isthmus_rope_params;
+
+/** Rotates x[t, h, :] in place for tokens t with positions[t] (>= 0). */
+typedef struct isthmus_rope_args {
+    int64_t tokens, heads, head_dim;
+    float *x; int64_t ldx;          /* [tokens, heads * head_dim], row stride ldx >= heads*head_dim */
+    const int64_t *positions;       /* [tokens]                                                    */
+    isthmus_rope_params rope;
+} isthmus_rope_args;
+isthmus_status isthmus_rope(const isthmus_rope_args *args);
+
+/**
+ * Writes K and V of the newest tokens: for each i, the last n_tokens[i] positions of sequence seqs[i]
+ * (after isthmus_kv_seq_extend), tokens of the batch stacked in order: row t of k and v is
+ * [kv_heads, head_dim]. With rope.style != NONE, K is rotated at its position before it is stored
+ * (V never is). Sequences in one call must be distinct; positions must not be shared with a fork
+ * (extend first: extending copies a shared block). ISTHMUS_KV_S8 refuses NaN and infinite values.
+ */
+typedef struct isthmus_kv_write_args {
+    void *kv;
+    int32_t layer;
+    int32_t n_seqs;
+    const int32_t *seqs;            /* [n_seqs]                                                    */
+    const int32_t *n_tokens;        /* [n_seqs], each >= 1 and <= the sequence's length            */
+    const float *k; int64_t ldk;    /* [T, kv_heads * head_dim], T = sum(n_tokens)                 */
+    const float *v; int64_t ldv;
+    isthmus_rope_params rope;
+} isthmus_kv_write_args;
+isthmus_status isthmus_kv_write(const isthmus_kv_write_args *args);
+
+/** Reads positions [start, start+count) of one sequence and layer back as f32 (dequantized). */
+typedef struct isthmus_kv_read_args {
+    const void *kv;
+    int32_t layer, seq;
+    int64_t start, count;
+    float *k; int64_t ldk;          /* [count, kv_heads * head_dim] out, or NULL                   */
+    float *v; int64_t ldv;
+} isthmus_kv_read_args;
+isthmus_status isthmus_kv_read(const isthmus_kv_read_args *args);
+
+/* ---------------------------------------------------------------- attention -------------- */
+
+/**
+ * Attention of a ragged batch against the cache: for each i, the q_lens[i] newest tokens of sequence
+ * seqs[i] (positions len - q_len .. len - 1, already written with isthmus_kv_write) attend to keys at
+ * positions p' with lo <= p' <= p (causal), lo = max(0, p - window + 1) with a window, else 0.
+ * Query head h reads KV head h / (q_heads / kv_heads) (GQA; MQA when kv_heads = 1).
+ *   s = scale * (q . k); with softcap > 0, s = softcap * tanh(s / softcap);
+ *   out = sum softmax(s) * v, in f32 (online softmax; no [q, kv] matrix is formed).
+ * Long contexts are split into chunks of ISTHMUS_ATTENTION_SPLIT keys that run in parallel and are
+ * merged (flash-decoding) when a sequence has at most 16 query tokens; the split depends only on the
+ * shapes, never on the thread count, so results do not depend on it. out may be q itself (same ld).
+ */
+#define ISTHMUS_ATTENTION_SPLIT 512
+typedef struct isthmus_attention_args {
+    const void *kv;
+    int32_t layer;
+    int32_t n_seqs;
+    const int32_t *seqs;            /* [n_seqs], may repeat                                        */
+    const int32_t *q_lens;          /* [n_seqs], each 1..length of the sequence                    */
+    int32_t q_heads;                /* a multiple of kv_heads                                      */
+    const float *q; int64_t ldq;    /* [T, q_heads * head_dim], T = sum(q_lens)                     */
+    float *out; int64_t ldo;        /* [T, q_heads * head_dim] out                                  */
+    float *lse;                     /* [T, q_heads] out: natural log-sum-exp of s, or NULL          */
+    float scale;                    /* > 0, usually 1 / sqrt(head_dim)                              */
+    float softcap;                  /* 0: none                                                      */
+    int32_t window;                 /* 0: none; else each query sees its `window` newest keys        */
+} isthmus_attention_args;
+isthmus_status isthmus_attention(const isthmus_attention_args *args);
 
 #ifdef __cplusplus
 }

@@ -23,10 +23,10 @@ public class Isthmus extends Isthmus$shared {
     static final SymbolLookup SYMBOL_LOOKUP = SymbolLookup.loaderLookup()
             .or(Linker.nativeLinker().defaultLookup());
 
-    private static final int ISTHMUS_ABI_VERSION = (int)1L;
+    private static final int ISTHMUS_ABI_VERSION = (int)2L;
     /**
      * {@snippet lang=c :
-     * #define ISTHMUS_ABI_VERSION 1
+     * #define ISTHMUS_ABI_VERSION 2
      * }
      */
     public static int ISTHMUS_ABI_VERSION() {
@@ -58,6 +58,33 @@ public class Isthmus extends Isthmus$shared {
      */
     public static int ISTHMUS_GEMM_MAX_K() {
         return ISTHMUS_GEMM_MAX_K;
+    }
+    private static final int ISTHMUS_KV_MAX_HEAD_DIM = (int)512L;
+    /**
+     * {@snippet lang=c :
+     * #define ISTHMUS_KV_MAX_HEAD_DIM 512
+     * }
+     */
+    public static int ISTHMUS_KV_MAX_HEAD_DIM() {
+        return ISTHMUS_KV_MAX_HEAD_DIM;
+    }
+    private static final int ISTHMUS_KV_MAX_BLOCK_SIZE = (int)256L;
+    /**
+     * {@snippet lang=c :
+     * #define ISTHMUS_KV_MAX_BLOCK_SIZE 256
+     * }
+     */
+    public static int ISTHMUS_KV_MAX_BLOCK_SIZE() {
+        return ISTHMUS_KV_MAX_BLOCK_SIZE;
+    }
+    private static final int ISTHMUS_ATTENTION_SPLIT = (int)512L;
+    /**
+     * {@snippet lang=c :
+     * #define ISTHMUS_ATTENTION_SPLIT 512
+     * }
+     */
+    public static int ISTHMUS_ATTENTION_SPLIT() {
+        return ISTHMUS_ATTENTION_SPLIT;
     }
     /**
      * {@snippet lang=c :
@@ -109,6 +136,15 @@ public class Isthmus extends Isthmus$shared {
      */
     public static int ISTHMUS_ERR_INTERNAL() {
         return ISTHMUS_ERR_INTERNAL;
+    }
+    private static final int ISTHMUS_ERR_CAPACITY = (int)5L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_ERR_CAPACITY = 5
+     * }
+     */
+    public static int ISTHMUS_ERR_CAPACITY() {
+        return ISTHMUS_ERR_CAPACITY;
     }
 
     private static class isthmus_last_error {
@@ -1476,6 +1512,1000 @@ public class Isthmus extends Isthmus$shared {
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
+    }
+    private static final int ISTHMUS_KV_F32 = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_KV_F32 = 0
+     * }
+     */
+    public static int ISTHMUS_KV_F32() {
+        return ISTHMUS_KV_F32;
+    }
+    private static final int ISTHMUS_KV_F16 = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_KV_F16 = 1
+     * }
+     */
+    public static int ISTHMUS_KV_F16() {
+        return ISTHMUS_KV_F16;
+    }
+    private static final int ISTHMUS_KV_BF16 = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_KV_BF16 = 2
+     * }
+     */
+    public static int ISTHMUS_KV_BF16() {
+        return ISTHMUS_KV_BF16;
+    }
+    private static final int ISTHMUS_KV_S8 = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_KV_S8 = 3
+     * }
+     */
+    public static int ISTHMUS_KV_S8() {
+        return ISTHMUS_KV_S8;
+    }
+
+    private static class isthmus_kv_sizes {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_POINTER,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_sizes");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_sizes(const isthmus_kv_config *config, int64_t *state_bytes, int64_t *pool_bytes)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_sizes$descriptor() {
+        return isthmus_kv_sizes.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_sizes(const isthmus_kv_config *config, int64_t *state_bytes, int64_t *pool_bytes)
+     * }
+     */
+    public static MethodHandle isthmus_kv_sizes$handle() {
+        return isthmus_kv_sizes.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_sizes(const isthmus_kv_config *config, int64_t *state_bytes, int64_t *pool_bytes)
+     * }
+     */
+    public static MemorySegment isthmus_kv_sizes$address() {
+        return isthmus_kv_sizes.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_sizes(const isthmus_kv_config *config, int64_t *state_bytes, int64_t *pool_bytes)
+     * }
+     */
+    public static int isthmus_kv_sizes(MemorySegment config, MemorySegment state_bytes, MemorySegment pool_bytes) {
+        var mh$ = isthmus_kv_sizes.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_sizes", config, state_bytes, pool_bytes);
+            }
+            return (int)mh$.invokeExact(config, state_bytes, pool_bytes);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_init {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_POINTER,
+            Isthmus.C_LONG,
+            Isthmus.C_POINTER,
+            Isthmus.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_init");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_init(const isthmus_kv_config *config, void *state, int64_t state_bytes, void *pool, int64_t pool_bytes)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_init$descriptor() {
+        return isthmus_kv_init.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_init(const isthmus_kv_config *config, void *state, int64_t state_bytes, void *pool, int64_t pool_bytes)
+     * }
+     */
+    public static MethodHandle isthmus_kv_init$handle() {
+        return isthmus_kv_init.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_init(const isthmus_kv_config *config, void *state, int64_t state_bytes, void *pool, int64_t pool_bytes)
+     * }
+     */
+    public static MemorySegment isthmus_kv_init$address() {
+        return isthmus_kv_init.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_init(const isthmus_kv_config *config, void *state, int64_t state_bytes, void *pool, int64_t pool_bytes)
+     * }
+     */
+    public static int isthmus_kv_init(MemorySegment config, MemorySegment state, long state_bytes, MemorySegment pool, long pool_bytes) {
+        var mh$ = isthmus_kv_init.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_init", config, state, state_bytes, pool, pool_bytes);
+            }
+            return (int)mh$.invokeExact(config, state, state_bytes, pool, pool_bytes);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_get_config {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_get_config");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_get_config(const void *state, isthmus_kv_config *out)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_get_config$descriptor() {
+        return isthmus_kv_get_config.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_get_config(const void *state, isthmus_kv_config *out)
+     * }
+     */
+    public static MethodHandle isthmus_kv_get_config$handle() {
+        return isthmus_kv_get_config.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_get_config(const void *state, isthmus_kv_config *out)
+     * }
+     */
+    public static MemorySegment isthmus_kv_get_config$address() {
+        return isthmus_kv_get_config.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_get_config(const void *state, isthmus_kv_config *out)
+     * }
+     */
+    public static int isthmus_kv_get_config(MemorySegment state, MemorySegment out) {
+        var mh$ = isthmus_kv_get_config.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_get_config", state, out);
+            }
+            return (int)mh$.invokeExact(state, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_seq_create {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_seq_create");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_create(void *state, int32_t *seq)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_seq_create$descriptor() {
+        return isthmus_kv_seq_create.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_create(void *state, int32_t *seq)
+     * }
+     */
+    public static MethodHandle isthmus_kv_seq_create$handle() {
+        return isthmus_kv_seq_create.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_create(void *state, int32_t *seq)
+     * }
+     */
+    public static MemorySegment isthmus_kv_seq_create$address() {
+        return isthmus_kv_seq_create.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_create(void *state, int32_t *seq)
+     * }
+     */
+    public static int isthmus_kv_seq_create(MemorySegment state, MemorySegment seq) {
+        var mh$ = isthmus_kv_seq_create.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_seq_create", state, seq);
+            }
+            return (int)mh$.invokeExact(state, seq);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_seq_fork {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_seq_fork");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_fork(void *state, int32_t parent, int32_t *child)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_seq_fork$descriptor() {
+        return isthmus_kv_seq_fork.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_fork(void *state, int32_t parent, int32_t *child)
+     * }
+     */
+    public static MethodHandle isthmus_kv_seq_fork$handle() {
+        return isthmus_kv_seq_fork.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_fork(void *state, int32_t parent, int32_t *child)
+     * }
+     */
+    public static MemorySegment isthmus_kv_seq_fork$address() {
+        return isthmus_kv_seq_fork.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_fork(void *state, int32_t parent, int32_t *child)
+     * }
+     */
+    public static int isthmus_kv_seq_fork(MemorySegment state, int parent, MemorySegment child) {
+        var mh$ = isthmus_kv_seq_fork.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_seq_fork", state, parent, child);
+            }
+            return (int)mh$.invokeExact(state, parent, child);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_seq_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_seq_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_free(void *state, int32_t seq)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_seq_free$descriptor() {
+        return isthmus_kv_seq_free.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_free(void *state, int32_t seq)
+     * }
+     */
+    public static MethodHandle isthmus_kv_seq_free$handle() {
+        return isthmus_kv_seq_free.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_free(void *state, int32_t seq)
+     * }
+     */
+    public static MemorySegment isthmus_kv_seq_free$address() {
+        return isthmus_kv_seq_free.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_free(void *state, int32_t seq)
+     * }
+     */
+    public static int isthmus_kv_seq_free(MemorySegment state, int seq) {
+        var mh$ = isthmus_kv_seq_free.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_seq_free", state, seq);
+            }
+            return (int)mh$.invokeExact(state, seq);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_seq_truncate {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_INT,
+            Isthmus.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_seq_truncate");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_truncate(void *state, int32_t seq, int64_t length)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_seq_truncate$descriptor() {
+        return isthmus_kv_seq_truncate.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_truncate(void *state, int32_t seq, int64_t length)
+     * }
+     */
+    public static MethodHandle isthmus_kv_seq_truncate$handle() {
+        return isthmus_kv_seq_truncate.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_truncate(void *state, int32_t seq, int64_t length)
+     * }
+     */
+    public static MemorySegment isthmus_kv_seq_truncate$address() {
+        return isthmus_kv_seq_truncate.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_truncate(void *state, int32_t seq, int64_t length)
+     * }
+     */
+    public static int isthmus_kv_seq_truncate(MemorySegment state, int seq, long length) {
+        var mh$ = isthmus_kv_seq_truncate.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_seq_truncate", state, seq, length);
+            }
+            return (int)mh$.invokeExact(state, seq, length);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_seq_extend {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_INT,
+            Isthmus.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_seq_extend");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_seq_extend$descriptor() {
+        return isthmus_kv_seq_extend.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n)
+     * }
+     */
+    public static MethodHandle isthmus_kv_seq_extend$handle() {
+        return isthmus_kv_seq_extend.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n)
+     * }
+     */
+    public static MemorySegment isthmus_kv_seq_extend$address() {
+        return isthmus_kv_seq_extend.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n)
+     * }
+     */
+    public static int isthmus_kv_seq_extend(MemorySegment state, int seq, long n) {
+        var mh$ = isthmus_kv_seq_extend.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_seq_extend", state, seq, n);
+            }
+            return (int)mh$.invokeExact(state, seq, n);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_seq_length {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_seq_length");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_length(const void *state, int32_t seq, int64_t *length)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_seq_length$descriptor() {
+        return isthmus_kv_seq_length.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_length(const void *state, int32_t seq, int64_t *length)
+     * }
+     */
+    public static MethodHandle isthmus_kv_seq_length$handle() {
+        return isthmus_kv_seq_length.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_length(const void *state, int32_t seq, int64_t *length)
+     * }
+     */
+    public static MemorySegment isthmus_kv_seq_length$address() {
+        return isthmus_kv_seq_length.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_length(const void *state, int32_t seq, int64_t *length)
+     * }
+     */
+    public static int isthmus_kv_seq_length(MemorySegment state, int seq, MemorySegment length) {
+        var mh$ = isthmus_kv_seq_length.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_seq_length", state, seq, length);
+            }
+            return (int)mh$.invokeExact(state, seq, length);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_seq_blocks {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_LONG,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_seq_blocks");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_blocks(const void *state, int32_t seq, int32_t *blocks, int64_t capacity, int64_t *count)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_seq_blocks$descriptor() {
+        return isthmus_kv_seq_blocks.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_blocks(const void *state, int32_t seq, int32_t *blocks, int64_t capacity, int64_t *count)
+     * }
+     */
+    public static MethodHandle isthmus_kv_seq_blocks$handle() {
+        return isthmus_kv_seq_blocks.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_blocks(const void *state, int32_t seq, int32_t *blocks, int64_t capacity, int64_t *count)
+     * }
+     */
+    public static MemorySegment isthmus_kv_seq_blocks$address() {
+        return isthmus_kv_seq_blocks.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_blocks(const void *state, int32_t seq, int32_t *blocks, int64_t capacity, int64_t *count)
+     * }
+     */
+    public static int isthmus_kv_seq_blocks(MemorySegment state, int seq, MemorySegment blocks, long capacity, MemorySegment count) {
+        var mh$ = isthmus_kv_seq_blocks.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_seq_blocks", state, seq, blocks, capacity, count);
+            }
+            return (int)mh$.invokeExact(state, seq, blocks, capacity, count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_get_stats {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_get_stats");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_get_stats(const void *state, isthmus_kv_stats *out)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_get_stats$descriptor() {
+        return isthmus_kv_get_stats.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_get_stats(const void *state, isthmus_kv_stats *out)
+     * }
+     */
+    public static MethodHandle isthmus_kv_get_stats$handle() {
+        return isthmus_kv_get_stats.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_get_stats(const void *state, isthmus_kv_stats *out)
+     * }
+     */
+    public static MemorySegment isthmus_kv_get_stats$address() {
+        return isthmus_kv_get_stats.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_get_stats(const void *state, isthmus_kv_stats *out)
+     * }
+     */
+    public static int isthmus_kv_get_stats(MemorySegment state, MemorySegment out) {
+        var mh$ = isthmus_kv_get_stats.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_get_stats", state, out);
+            }
+            return (int)mh$.invokeExact(state, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+    private static final int ISTHMUS_ROPE_NONE = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_ROPE_NONE = 0
+     * }
+     */
+    public static int ISTHMUS_ROPE_NONE() {
+        return ISTHMUS_ROPE_NONE;
+    }
+    private static final int ISTHMUS_ROPE_INTERLEAVED = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_ROPE_INTERLEAVED = 1
+     * }
+     */
+    public static int ISTHMUS_ROPE_INTERLEAVED() {
+        return ISTHMUS_ROPE_INTERLEAVED;
+    }
+    private static final int ISTHMUS_ROPE_HALF = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_ROPE_HALF = 2
+     * }
+     */
+    public static int ISTHMUS_ROPE_HALF() {
+        return ISTHMUS_ROPE_HALF;
+    }
+
+    private static class isthmus_rope {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_rope");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_rope(const isthmus_rope_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_rope$descriptor() {
+        return isthmus_rope.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_rope(const isthmus_rope_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_rope$handle() {
+        return isthmus_rope.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_rope(const isthmus_rope_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_rope$address() {
+        return isthmus_rope.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_rope(const isthmus_rope_args *args)
+     * }
+     */
+    public static int isthmus_rope(MemorySegment args) {
+        var mh$ = isthmus_rope.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_rope", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_write {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_write");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_write(const isthmus_kv_write_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_write$descriptor() {
+        return isthmus_kv_write.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_write(const isthmus_kv_write_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_kv_write$handle() {
+        return isthmus_kv_write.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_write(const isthmus_kv_write_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_kv_write$address() {
+        return isthmus_kv_write.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_write(const isthmus_kv_write_args *args)
+     * }
+     */
+    public static int isthmus_kv_write(MemorySegment args) {
+        var mh$ = isthmus_kv_write.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_write", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_kv_read {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_read");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_read(const isthmus_kv_read_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_read$descriptor() {
+        return isthmus_kv_read.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_read(const isthmus_kv_read_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_kv_read$handle() {
+        return isthmus_kv_read.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_read(const isthmus_kv_read_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_kv_read$address() {
+        return isthmus_kv_read.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_read(const isthmus_kv_read_args *args)
+     * }
+     */
+    public static int isthmus_kv_read(MemorySegment args) {
+        var mh$ = isthmus_kv_read.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_read", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_attention {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_attention");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_attention(const isthmus_attention_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_attention$descriptor() {
+        return isthmus_attention.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_attention(const isthmus_attention_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_attention$handle() {
+        return isthmus_attention.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_attention(const isthmus_attention_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_attention$address() {
+        return isthmus_attention.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_attention(const isthmus_attention_args *args)
+     * }
+     */
+    public static int isthmus_attention(MemorySegment args) {
+        var mh$ = isthmus_attention.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_attention", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+    private static final int ISTHMUS_KV_MAX_SEQ_LEN = (int)16777216L;
+    /**
+     * {@snippet lang=c :
+     * #define ISTHMUS_KV_MAX_SEQ_LEN 16777216
+     * }
+     */
+    public static int ISTHMUS_KV_MAX_SEQ_LEN() {
+        return ISTHMUS_KV_MAX_SEQ_LEN;
     }
 }
 
