@@ -228,6 +228,8 @@ isthmus_status isthmus_gemm_f32_s8(const isthmus_gemm_f32_s8_args *args);
  *   K  [kv_heads][head_dim][block_size]  transposed: one vector load gives dimension i of 16
  *                                        consecutive keys, so q.k for 16 keys is head_dim broadcast
  *                                        FMAs with no horizontal sums (decode and prefill alike);
+ *      int8: [kv_heads][head_dim/4][block_size][4], four dimensions of a key per 32-bit word, the
+ *      operand layout of vpdpbusd: q.k for 16 keys is head_dim/4 integer dot-product instructions;
  *   V  [kv_heads][block_size][head_dim]  row-major: P.V accumulates whole rows of V;
  *   K scales [kv_heads][block_size], V scales [kv_heads][block_size]  f32, only for ISTHMUS_KV_S8.
  * Head-major rather than token-major ([block_size, kv_heads, head_dim]) because decode streams one
@@ -247,6 +249,11 @@ enum {
     ISTHMUS_KV_BF16 = 2, /* bfloat16, round to nearest even on append                                */
     ISTHMUS_KV_S8 = 3    /* int8 with one f32 scale per (token, kv head): q = rne(x / s), s = max|x|/127 */
 };
+/* Numerics of ISTHMUS_KV_S8 attention: with the AVX-512 variant and block_size >= 16, q.k runs in int8
+ * (VNNI): each query row q * scale is rounded to int8 with its own scale sq = max|q * scale| / 127.
+ * That moves each logit by at most (sq / 2) * sum_i |k_i|, the same order as storing K in int8 at all,
+ * and is what makes int8 decode faster than f16 (it is compute-bound otherwise). The ref and AVX2
+ * variants, and blocks of fewer than 16 tokens, use f32 q. P.V is always f32. */
 
 #define ISTHMUS_KV_MAX_HEAD_DIM 512   /* head_dim: a multiple of 16 from 16 to 512                  */
 #define ISTHMUS_KV_MAX_BLOCK_SIZE 256 /* block_size: a power of two from 1 to 256                   */
@@ -376,7 +383,7 @@ isthmus_status isthmus_kv_read(const isthmus_kv_read_args *args);
  * merged (flash-decoding) when a sequence has at most 16 query tokens; the split depends only on the
  * shapes, never on the thread count, so results do not depend on it. out may be q itself (same ld).
  */
-#define ISTHMUS_ATTENTION_SPLIT 512
+#define ISTHMUS_ATTENTION_SPLIT 2048
 typedef struct isthmus_attention_args {
     const void *kv;
     int32_t layer;

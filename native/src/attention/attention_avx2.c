@@ -77,14 +77,36 @@ typedef struct kgroup {
 } kgroup;
 
 /* S for RB <= 4 rows and the 16 lanes of one group. */
-INLINE void s_group(const int RB, const int dt, const float *qs, int d, const kgroup *g, float *S) {
+/* pf: a group of the next chunk or NULL, prefetched into L2 a line or two per iteration. */
+INLINE void s_group(const int RB, const int dt, const float *qs, int d, const kgroup *g, const kgroup *pf, float *S) {
     __m256 a[4], b[4];
 #pragma GCC unroll 4
     for (int r = 0; r < RB; r++) a[r] = b[r] = _mm256_setzero_ps();
     const uint8_t *p = g->kt;
     const int64_t step = g->kstep, half = 8 * esz(dt);
+    const char *pk = pf ? (const char *)pf->kt : NULL, *pv = pf ? (const char *)pf->v : NULL;
+    const int64_t pkstep = pf ? pf->kstep : 0;
+    if (pf && dt == S8) {
+        _mm_prefetch((const char *)pf->ks, _MM_HINT_T1);
+        _mm_prefetch((const char *)pf->vs, _MM_HINT_T1);
+    }
     for (int i = 0; i < d; i++, p += step) {
-        __m256 k0 = ld8(dt, p), k1 = ld8(dt, p + half);
+        if (pk) {
+            if (dt != S8) _mm_prefetch(pk + i * pkstep, _MM_HINT_T1);
+            else if ((i & 3) == 0) _mm_prefetch(pk + (i >> 2) * pkstep, _MM_HINT_T1);
+            _mm_prefetch(pv + i * 16 * esz(dt), _MM_HINT_T1);
+        }
+        __m256 k0, k1;
+        if (dt == S8) { /* words of 4 dimensions per key (the VNNI layout): byte i % 4 of 8 words */
+            const uint8_t *wp = g->kt + (i >> 2) * step;
+            __m128i sh = _mm_cvtsi32_si128(24 - 8 * (i & 3));
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)wp), w1 = _mm256_loadu_si256((const __m256i *)(wp + 32));
+            k0 = _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_sll_epi32(w0, sh), 24));
+            k1 = _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_sll_epi32(w1, sh), 24));
+        } else {
+            k0 = ld8(dt, p);
+            k1 = ld8(dt, p + half);
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
             __m256 q = _mm256_broadcast_ss(qs + r * d + i);
@@ -107,17 +129,19 @@ INLINE void s_group(const int RB, const int dt, const float *qs, int d, const kg
     }
 }
 
-INLINE void s_chunk(const int dt, int R, const float *qs, int d, const kgroup *g, int ng, float *S) {
+INLINE void s_chunk(const int dt, int R, const float *qs, int d, const kgroup *g, int ng, const kgroup *gn, int ngn,
+                    float *S) {
     for (int r0 = 0; r0 < R; r0 += 4) {
         int rb = R - r0 < 4 ? R - r0 : 4;
         for (int gi = 0; gi < ng; gi++) {
             const float *q = qs + (int64_t)r0 * d;
             float *Sr = S + r0 * KC + gi * 16;
+            const kgroup *pf = r0 == 0 && gi < ngn ? &gn[gi] : NULL;
             switch (rb) {
-            case 1: s_group(1, dt, q, d, &g[gi], Sr); break;
-            case 2: s_group(2, dt, q, d, &g[gi], Sr); break;
-            case 3: s_group(3, dt, q, d, &g[gi], Sr); break;
-            default: s_group(4, dt, q, d, &g[gi], Sr); break;
+            case 1: s_group(1, dt, q, d, &g[gi], pf, Sr); break;
+            case 2: s_group(2, dt, q, d, &g[gi], pf, Sr); break;
+            case 3: s_group(3, dt, q, d, &g[gi], pf, Sr); break;
+            default: s_group(4, dt, q, d, &g[gi], pf, Sr); break;
             }
         }
     }
@@ -221,7 +245,7 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
 
 static float elem(const kv_state *s, const uint8_t *blk, int32_t h, int32_t slot, int32_t i, int is_k) {
     const int32_t d = s->cfg.head_dim, bs = s->cfg.block_size;
-    int64_t at = is_k ? ((int64_t)h * d + i) * bs + slot : ((int64_t)h * bs + slot) * d + i;
+    int64_t at = is_k ? kv_k_index(s, h, i, slot) : ((int64_t)h * bs + slot) * d + i;
     const uint8_t *data = blk + (is_k ? s->k_off : s->v_off);
     switch (s->cfg.dtype) {
     case F32: return ((const float *)data)[at];
@@ -233,9 +257,59 @@ static float elem(const kv_state *s, const uint8_t *blk, int32_t h, int32_t slot
     }
 }
 
+
+/* Up to 4 groups of 16 slots from key kp on (blocks of 16 tokens or more); returns the key after them. */
+static inline int64_t form_groups(const int dt, const attn_unit *u, int64_t kp, kgroup *g, int *ng) {
+    const kv_state *s = u->kv;
+    const int d = u->head_dim, bs = s->cfg.block_size, h = u->kv_head, e = esz(dt);
+    int n = 0;
+    while (n < 4 && kp < u->k_hi) {
+        int64_t b16 = kp & ~(int64_t)15;
+        const uint8_t *blk = kv_block(s, u->layer, u->table[b16 / bs]);
+        int64_t slot16 = b16 % bs;
+        kgroup *gg = &g[n++];
+        gg->base = b16;
+        gg->j0 = (int32_t)(kp - b16);
+        gg->j1 = (int32_t)(u->k_hi - b16 < 16 ? u->k_hi - b16 : 16);
+        gg->kt = blk + s->k_off + ((int64_t)h * d * bs + slot16) * e;
+        gg->kstep = (int64_t)bs * e;
+        gg->v = blk + s->v_off + ((int64_t)h * bs + slot16) * d * e;
+        if (dt == S8) { /* K words of 4 dimensions: word row w of the group at kt + w * kstep */
+            gg->kt = blk + s->k_off + (int64_t)h * d * bs + slot16 * 4;
+            gg->kstep = (int64_t)bs * 4;
+            gg->ks = (const float *)(blk + s->ks_off) + (int64_t)h * bs + slot16;
+            gg->vs = (const float *)(blk + s->vs_off) + (int64_t)h * bs + slot16;
+        }
+        kp = b16 + gg->j1;
+    }
+    *ng = n;
+    return kp;
+}
+
+/* Prefetches the K and V bytes of the groups into L2. */
+static inline void prefetch_groups(const int dt, int d, const kgroup *g, int ng) {
+    const int e = esz(dt);
+    for (int gi = 0; gi < ng; gi++) {
+        const char *k = (const char *)g[gi].kt;
+        if (dt == S8) {
+            for (int w = 0; w < d / 4; w++) _mm_prefetch(k + w * g[gi].kstep, _MM_HINT_T1);
+        } else if (g[gi].kstep == 16 * e) { /* block of 16: K of the group is contiguous */
+            for (int64_t off = 0; off < (int64_t)d * 16 * e; off += 64) _mm_prefetch(k + off, _MM_HINT_T1);
+        } else {
+            for (int i = 0; i < d; i++) _mm_prefetch(k + i * g[gi].kstep, _MM_HINT_T1);
+        }
+        const char *v = (const char *)g[gi].v;
+        for (int64_t off = 0; off < (int64_t)d * 16 * e; off += 64) _mm_prefetch(v + off, _MM_HINT_T1);
+        if (dt == S8) {
+            _mm_prefetch((const char *)g[gi].ks, _MM_HINT_T1);
+            _mm_prefetch((const char *)g[gi].vs, _MM_HINT_T1);
+        }
+    }
+}
+
 INLINE void unit_impl(const int dt, const attn_unit *u) {
     const kv_state *s = u->kv;
-    const int d = u->head_dim, bs = s->cfg.block_size, R = u->rows, h = u->kv_head, e = esz(dt);
+    const int d = u->head_dim, bs = s->cfg.block_size, R = u->rows, h = u->kv_head;
     float *qs = u->scratch;
     float *S = qs + ATTN_MAX_ROWS * d;
     float *P = S + ATTN_MAX_ROWS * KC;
@@ -252,32 +326,29 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
         }
     }
     int64_t kp = u->k_lo;
-    kgroup g[4];
+    kgroup g[4], gn[4];
     memset(g, 0, sizeof g);
+    memset(gn, 0, sizeof gn);
+    int ng = 0, ngn = 0;
+    int64_t kpn = kp;
+    if (bs >= 16) {
+        kpn = form_groups(dt, u, kp, g, &ng);
+        prefetch_groups(dt, d, g, ng);
+    }
     while (kp < u->k_hi) {
-        int ng = 0;
         if (bs >= 16) {
-            while (ng < 4 && kp < u->k_hi) {
-                int64_t b16 = kp & ~(int64_t)15;
-                const uint8_t *blk = kv_block(s, u->layer, u->table[b16 / bs]);
-                int64_t slot16 = b16 % bs;
-                kgroup *gg = &g[ng++];
-                gg->base = b16;
-                gg->j0 = (int32_t)(kp - b16);
-                gg->j1 = (int32_t)(u->k_hi - b16 < 16 ? u->k_hi - b16 : 16);
-                gg->kt = blk + s->k_off + ((int64_t)h * d * bs + slot16) * e;
-                gg->kstep = (int64_t)bs * e;
-                gg->v = blk + s->v_off + ((int64_t)h * bs + slot16) * d * e;
-                if (dt == S8) {
-                    gg->ks = (const float *)(blk + s->ks_off) + (int64_t)h * bs + slot16;
-                    gg->vs = (const float *)(blk + s->vs_off) + (int64_t)h * bs + slot16;
-                }
-                kp = b16 + gg->j1;
-            }
-            s_chunk(dt, R, qs, d, g, ng, S);
+            /* the chunk after this one streams into L2 while this one computes */
+            ngn = 0;
+            int64_t kpnn = kpn < u->k_hi ? form_groups(dt, u, kpn, gn, &ngn) : kpn;
+            s_chunk(dt, R, qs, d, g, ng, gn, ngn, S);
             softmax_chunk(dt, u, g, ng, S, P, m, l, corr);
             pv_chunk(dt, R, O, d, P, corr, g, ng);
+            kp = kpn;
+            kpn = kpnn;
+            memcpy(g, gn, sizeof g);
+            ng = ngn;
         } else {
+            ng = 0;
             int64_t b16 = kp & ~(int64_t)15;
             kgroup *gg = &g[ng++];
             gg->base = b16;
@@ -296,7 +367,7 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             gg->kstep = 16 * 4;
             gg->v = (const uint8_t *)gv;
             kp = b16 + gg->j1;
-            s_chunk(F32, R, qs, d, g, ng, S);
+            s_chunk(F32, R, qs, d, g, ng, gn, 0, S);
             softmax_chunk(F32, u, g, ng, S, P, m, l, corr);
             pv_chunk(F32, R, O, d, P, corr, g, ng);
         }

@@ -71,16 +71,30 @@ typedef struct kgroup {
     const float *vs;    /* S8: V scales of lanes 0..15                         */
 } kgroup;
 
-/* S[r][0..16) = sum_i qs[r][i] * K[i][lane] for R rows (two accumulator sets when R <= 8, so at least
- * 8 FMA chains are in flight). */
-INLINE void s_group(const int R, const int dt, const float *qs, int d, const kgroup *g, float *S) {
+/* S[r][0..16) = sum_i qs[r][i] * K[i][lane] for R <= 8 rows, two accumulator sets (even and odd i) so at
+ * least 8 FMA chains are in flight even for R = 4. */
+/* pf: a group of the next chunk, or NULL; its K and V lines are prefetched into L2 a few per iteration,
+ * evenly spread over the loop (a burst would fill the miss buffers and stall the loads this loop needs). */
+INLINE void s_group(const int R, const int dt, const float *qs, int d, const kgroup *g, const kgroup *pf, float *S) {
     __m512 a[16], b[16];
 #pragma GCC unroll 16
     for (int r = 0; r < R; r++) a[r] = b[r] = _mm512_setzero_ps();
     const uint8_t *p = g->kt;
     const int64_t step = g->kstep;
-    if (R <= 8) {
+    const char *pk = pf ? (const char *)pf->kt : NULL;
+    const int64_t pkstep = pf ? pf->kstep : 0;
+    {
         for (int i = 0; i < d; i += 2, p += 2 * step) {
+            if (pk) { /* the group's K over the loop (its V: in pv_block) */
+                if (pkstep == 16 * esz(dt)) { /* block of 16: K is d * 16 * e contiguous bytes, 32 * e per iteration */
+                    const char *at = pk + (int64_t)i * 16 * esz(dt);
+                    if (esz(dt) >= 2 || (i & 2) == 0) _mm_prefetch(at, _MM_HINT_T1);
+                    if (esz(dt) == 4) _mm_prefetch(at + 64, _MM_HINT_T1);
+                } else {
+                    _mm_prefetch(pk + i * pkstep, _MM_HINT_T1);
+                    _mm_prefetch(pk + (i + 1) * pkstep, _MM_HINT_T1);
+                }
+            }
             __m512 k0 = ld16(dt, p), k1 = ld16(dt, p + step);
 #pragma GCC unroll 16
             for (int r = 0; r < R; r++) {
@@ -90,12 +104,6 @@ INLINE void s_group(const int R, const int dt, const float *qs, int d, const kgr
         }
 #pragma GCC unroll 16
         for (int r = 0; r < R; r++) a[r] = _mm512_add_ps(a[r], b[r]);
-    } else {
-        for (int i = 0; i < d; i++, p += step) {
-            __m512 k0 = ld16(dt, p);
-#pragma GCC unroll 16
-            for (int r = 0; r < R; r++) a[r] = _mm512_fmadd_ps(_mm512_set1_ps(qs[r * d + i]), k0, a[r]);
-        }
     }
     if (dt == S8) {
         __m512 ks = _mm512_loadu_ps(g->ks);
@@ -106,13 +114,16 @@ INLINE void s_group(const int R, const int dt, const float *qs, int d, const kgr
     for (int r = 0; r < R; r++) _mm512_store_ps(S + r * KC, a[r]);
 }
 
-INLINE void s_chunk(const int R, const int dt, const float *qs, int d, const kgroup *g, int ng, float *S) {
-    for (int gi = 0; gi < ng; gi++) s_group(R, dt, qs, d, &g[gi], S + gi * 16);
+INLINE void s_chunk(const int R, const int dt, const float *qs, int d, const kgroup *g, int ng, const kgroup *gn,
+                    int ngn, float *S) {
+    for (int gi = 0; gi < ng; gi++) s_group(R, dt, qs, d, &g[gi], gi < ngn ? &gn[gi] : NULL, S + gi * 16);
 }
 
 /* O[rows][dc .. dc + 16*NV) = O * corr + P . V for RP rows. */
+/* pf (or NULL): groups whose V lines are prefetched, e lines per key (with the S loop prefetching their
+ * K, the next-but-one chunk streams in evenly over the whole of this chunk's work). */
 INLINE void pv_block(const int RP, const int NV, const int dt, float *O, int d, int dc, const float *P,
-                     const float *corr, const kgroup *g, int ng) {
+                     const float *corr, const kgroup *g, int ng, const kgroup *pf, int npf) {
     __m512 acc[4][4];
 #pragma GCC unroll 4
     for (int rr = 0; rr < RP; rr++) {
@@ -124,7 +135,11 @@ INLINE void pv_block(const int RP, const int NV, const int dt, float *O, int d, 
     for (int gi = 0; gi < ng; gi++) {
         const uint8_t *vrow = g[gi].v + ((int64_t)g[gi].j0 * d + dc) * e;
         const float *pg = P + gi * 16;
+        const char *pv = gi < npf ? (const char *)pf[gi].v : NULL;
+        const int npass = (d + 63) / 64, pass = dc / 64;
         for (int j = g[gi].j0; j < g[gi].j1; j++, vrow += (int64_t)d * e) {
+            if (pv)
+                for (int t = 0; t < e; t++) _mm_prefetch(pv + ((int64_t)(j * npass + pass) * e + t) * 64, _MM_HINT_T1);
             __m512 x[4];
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) x[v] = ld16(dt, vrow + 16 * v * e);
@@ -143,14 +158,14 @@ INLINE void pv_block(const int RP, const int NV, const int dt, float *O, int d, 
 }
 
 INLINE void pv_chunk(const int dt, int R, float *O, int d, const float *P, const float *corr, const kgroup *g,
-                     int ng) {
+                     int ng, const kgroup *pf, int npf) {
     for (int r0 = 0; r0 < R; r0 += 4) {
         int rp = R - r0 < 4 ? R - r0 : 4;
         for (int dc = 0; dc < d; dc += 64) {
             int nv = (d - dc) / 16 < 4 ? (d - dc) / 16 : 4;
             float *Or = O + (int64_t)r0 * d;
 #define PVB(RPv, NVv) \
-    if (rp == RPv && nv == NVv) pv_block(RPv, NVv, dt, Or, d, dc, P + r0 * KC, corr + r0, g, ng);
+    if (rp == RPv && nv == NVv) pv_block(RPv, NVv, dt, Or, d, dc, P + r0 * KC, corr + r0, g, ng, pf, r0 ? 0 : npf);
             PVB(1, 1) PVB(1, 2) PVB(1, 3) PVB(1, 4)
             PVB(2, 1) PVB(2, 2) PVB(2, 3) PVB(2, 4)
             PVB(3, 1) PVB(3, 2) PVB(3, 3) PVB(3, 4)
@@ -206,7 +221,7 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
 /* Element i of key/value `slot` of head h in a block, as f32 (the small-block gather). */
 static float elem(const kv_state *s, const uint8_t *blk, int32_t h, int32_t slot, int32_t i, int is_k) {
     const int32_t d = s->cfg.head_dim, bs = s->cfg.block_size;
-    int64_t at = is_k ? ((int64_t)h * d + i) * bs + slot : ((int64_t)h * bs + slot) * d + i;
+    int64_t at = is_k ? kv_k_index(s, h, i, slot) : ((int64_t)h * bs + slot) * d + i;
     const uint8_t *data = blk + (is_k ? s->k_off : s->v_off);
     float sc = 1.0f;
     if (s->cfg.dtype == S8) sc = ((const float *)(blk + (is_k ? s->ks_off : s->vs_off)))[(int64_t)h * bs + slot];
@@ -218,19 +233,124 @@ static float elem(const kv_state *s, const uint8_t *blk, int32_t h, int32_t slot
     }
 }
 
-#define S_CASE(Rv) case Rv: s_chunk(Rv, dtc, qs, d, g, ng, S); break;
+#define S_CASE(Rv) case Rv: s_chunk(Rv, dtc, qs + (int64_t)r0 * d, d, g, ng, gn, r0 ? 0 : ngn, S + r0 * KC); break;
+/* S for all R rows, at most 8 at a time (16 accumulators): R > 8 runs as 8 + the rest, reloading K from L1. */
 #define S_SWITCH(dtc_)                                                                                     \
     do {                                                                                                   \
         const int dtc = (dtc_);                                                                            \
-        switch (R) {                                                                                       \
-            S_CASE(1) S_CASE(2) S_CASE(3) S_CASE(4) S_CASE(5) S_CASE(6) S_CASE(7) S_CASE(8)                \
-            S_CASE(9) S_CASE(10) S_CASE(11) S_CASE(12) S_CASE(13) S_CASE(14) S_CASE(15) S_CASE(16)         \
+        for (int r0 = 0; r0 < R; r0 += 8) {                                                                \
+            switch (R - r0 < 8 ? R - r0 : 8) {                                                             \
+                S_CASE(1) S_CASE(2) S_CASE(3) S_CASE(4) S_CASE(5) S_CASE(6) S_CASE(7) S_CASE(8)            \
+            }                                                                                              \
         }                                                                                                  \
     } while (0)
 
+
+/* int8 K: S = sq * ks * (sum over words of (k ^ 0x80) . qq - 128 * sum(qq)), with q rounded to int8 per row
+ * (qq = rne(q * scale / sq), sq = max|q * scale| / 127). vpdpbusd multiplies 4 unsigned bytes (k + 128) by
+ * 4 signed ones (qq) per lane: one instruction per 4 dimensions of 16 keys. */
+INLINE void s_group_s8(const int R, const int32_t *qq, int d, const kgroup *g, const kgroup *pf, const float *sq,
+                       const int32_t *comp, float *S) {
+    __m512i a[8], b[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) a[r] = b[r] = _mm512_setzero_si512();
+    const uint8_t *p = g->kt;
+    const int64_t step = g->kstep;
+    const char *pk = pf ? (const char *)pf->kt : NULL;
+    if (pf) { /* the scales of that group too: a miss on them stalls the whole group */
+        _mm_prefetch((const char *)pf->ks, _MM_HINT_T1);
+        _mm_prefetch((const char *)pf->vs, _MM_HINT_T1);
+    }
+    const __m512i x80 = _mm512_set1_epi8((char)0x80);
+    const int words = d / 4;
+    for (int w = 0; w < words; w += 2, p += 2 * step) {
+        if (pk) {
+            _mm_prefetch(pk + w * step, _MM_HINT_T1);
+            _mm_prefetch(pk + (w + 1) * step, _MM_HINT_T1);
+        }
+        __m512i k0 = _mm512_xor_si512(_mm512_loadu_si512((const void *)p), x80);
+        __m512i k1 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(p + step)), x80);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            a[r] = _mm512_dpbusd_epi32(a[r], k0, _mm512_set1_epi32(qq[r * words + w]));
+            b[r] = _mm512_dpbusd_epi32(b[r], k1, _mm512_set1_epi32(qq[r * words + w + 1]));
+        }
+    }
+    __m512 ks = _mm512_loadu_ps(g->ks);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        __m512i acc = _mm512_sub_epi32(_mm512_add_epi32(a[r], b[r]), _mm512_set1_epi32(comp[r]));
+        _mm512_store_ps(S + r * KC, _mm512_mul_ps(isthmus_mm512_cvtepi32_ps(acc), _mm512_mul_ps(ks, _mm512_set1_ps(sq[r]))));
+    }
+}
+
+INLINE void s_chunk_s8(const int R, const int32_t *qq, int d, const kgroup *g, int ng, const kgroup *gn, int ngn,
+                       const float *sq, const int32_t *comp, float *S) {
+    for (int gi = 0; gi < ng; gi++) s_group_s8(R, qq, d, &g[gi], gi < ngn ? &gn[gi] : NULL, sq, comp, S + gi * 16);
+}
+
+#define S8_CASE(Rv) case Rv: s_chunk_s8(Rv, qq + (int64_t)r0 * (d / 4), d, g, ng, gn, r0 ? 0 : ngn, sq + r0, comp + r0, S + r0 * KC); break;
+#define S8_SWITCH()                                                                                        \
+    do {                                                                                                   \
+        for (int r0 = 0; r0 < R; r0 += 8) {                                                                \
+            switch (R - r0 < 8 ? R - r0 : 8) {                                                             \
+                S8_CASE(1) S8_CASE(2) S8_CASE(3) S8_CASE(4) S8_CASE(5) S8_CASE(6) S8_CASE(7) S8_CASE(8)    \
+            }                                                                                              \
+        }                                                                                                  \
+    } while (0)
+
+/* Up to 4 groups of 16 slots from key kp on (blocks of 16 tokens or more); returns the key after them. */
+static inline int64_t form_groups(const int dt, const attn_unit *u, int64_t kp, kgroup *g, int *ng) {
+    const kv_state *s = u->kv;
+    const int d = u->head_dim, bs = s->cfg.block_size, h = u->kv_head, e = esz(dt);
+    int n = 0;
+    while (n < 4 && kp < u->k_hi) {
+        int64_t b16 = kp & ~(int64_t)15;
+        const uint8_t *blk = kv_block(s, u->layer, u->table[b16 / bs]);
+        int64_t slot16 = b16 % bs;
+        kgroup *gg = &g[n++];
+        gg->base = b16;
+        gg->j0 = (int32_t)(kp - b16);
+        gg->j1 = (int32_t)(u->k_hi - b16 < 16 ? u->k_hi - b16 : 16);
+        gg->kt = blk + s->k_off + ((int64_t)h * d * bs + slot16) * e;
+        gg->kstep = (int64_t)bs * e;
+        gg->v = blk + s->v_off + ((int64_t)h * bs + slot16) * d * e;
+        if (dt == S8) { /* K words of 4 dimensions: word row w of the group at kt + w * kstep */
+            gg->kt = blk + s->k_off + (int64_t)h * d * bs + slot16 * 4;
+            gg->kstep = (int64_t)bs * 4;
+            gg->ks = (const float *)(blk + s->ks_off) + (int64_t)h * bs + slot16;
+            gg->vs = (const float *)(blk + s->vs_off) + (int64_t)h * bs + slot16;
+        }
+        kp = b16 + gg->j1;
+    }
+    *ng = n;
+    return kp;
+}
+
+/* Prefetches the K and V bytes of the groups into L2. */
+static inline void prefetch_groups(const int dt, int d, const kgroup *g, int ng) {
+    const int e = esz(dt);
+    for (int gi = 0; gi < ng; gi++) {
+        const char *k = (const char *)g[gi].kt;
+        if (dt == S8) {
+            for (int w = 0; w < d / 4; w++) _mm_prefetch(k + w * g[gi].kstep, _MM_HINT_T1);
+        } else if (g[gi].kstep == 16 * e) { /* block of 16: K of the group is contiguous */
+            for (int64_t off = 0; off < (int64_t)d * 16 * e; off += 64) _mm_prefetch(k + off, _MM_HINT_T1);
+        } else {
+            for (int i = 0; i < d; i++) _mm_prefetch(k + i * g[gi].kstep, _MM_HINT_T1);
+        }
+        const char *v = (const char *)g[gi].v;
+        for (int64_t off = 0; off < (int64_t)d * 16 * e; off += 64) _mm_prefetch(v + off, _MM_HINT_T1);
+        if (dt == S8) {
+            _mm_prefetch((const char *)g[gi].ks, _MM_HINT_T1);
+            _mm_prefetch((const char *)g[gi].vs, _MM_HINT_T1);
+        }
+    }
+}
+
 INLINE void unit_impl(const int dt, const attn_unit *u) {
     const kv_state *s = u->kv;
-    const int d = u->head_dim, bs = s->cfg.block_size, R = u->rows, h = u->kv_head, e = esz(dt);
+    const int d = u->head_dim, bs = s->cfg.block_size, R = u->rows, h = u->kv_head;
     float *qs = u->scratch;
     float *S = qs + ATTN_MAX_ROWS * d;
     float *P = S + ATTN_MAX_ROWS * KC;
@@ -246,32 +366,59 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             _mm512_storeu_ps(O + r * d + i, _mm512_setzero_ps());
         }
     }
-    int64_t kp = u->k_lo;
-    kgroup g[4];
-    while (kp < u->k_hi) {
-        int ng = 0;
-        if (bs >= 16) {
-            while (ng < 4 && kp < u->k_hi) {
-                int64_t b16 = kp & ~(int64_t)15;
-                const uint8_t *blk = kv_block(s, u->layer, u->table[b16 / bs]);
-                int64_t slot16 = b16 % bs;
-                kgroup *gg = &g[ng++];
-                gg->base = b16;
-                gg->j0 = (int32_t)(kp - b16);
-                gg->j1 = (int32_t)(u->k_hi - b16 < 16 ? u->k_hi - b16 : 16);
-                gg->kt = blk + s->k_off + ((int64_t)h * d * bs + slot16) * e;
-                gg->kstep = (int64_t)bs * e;
-                gg->v = blk + s->v_off + ((int64_t)h * bs + slot16) * d * e;
-                if (dt == S8) {
-                    gg->ks = (const float *)(blk + s->ks_off) + (int64_t)h * bs + slot16;
-                    gg->vs = (const float *)(blk + s->vs_off) + (int64_t)h * bs + slot16;
-                }
-                kp = b16 + gg->j1;
+    /* int8 K (blocks of 16 or more): q rounded to int8 per row for the VNNI dot products */
+    int32_t *qq = (int32_t *)gk, comp[ATTN_MAX_ROWS];
+    float sq[ATTN_MAX_ROWS];
+    if (dt == S8 && bs >= 16) {
+        for (int r = 0; r < R; r++) {
+            float amax = 0;
+            for (int i = 0; i < d; i++) amax = fmaxf(amax, fabsf(qs[r * d + i]));
+            sq[r] = amax / 127.0f;
+            float inv = amax > 0 ? 127.0f / amax : 0.0f;
+            int32_t sum = 0;
+            int8_t *qb = (int8_t *)(qq + (int64_t)r * (d / 4));
+            for (int i = 0; i < d; i++) {
+                int v = (int)nearbyintf(qs[r * d + i] * inv);
+                v = v > 127 ? 127 : v < -127 ? -127 : v;
+                qb[i] = (int8_t)v;
+                sum += v;
             }
-            S_SWITCH(dt);
+            comp[r] = 128 * sum;
+        }
+    }
+    int64_t kp = u->k_lo;
+    /* g: this chunk; g1: the next (prefetched in bulk when it became next... see below); g2: the one after,
+     * prefetched into L2 a few lines per S iteration while this chunk computes (distance 2 chunks). */
+    kgroup g[4], g1[4], g2[4];
+    memset(g, 0, sizeof g);
+    memset(g1, 0, sizeof g1);
+    memset(g2, 0, sizeof g2);
+    int ng = 0, ng1 = 0, ngn = 0;
+    int64_t kp1 = kp, kp2 = kp;
+    if (bs >= 16) {
+        kp1 = form_groups(dt, u, kp, g, &ng);
+        prefetch_groups(dt, d, g, ng);
+        kp2 = kp1 < u->k_hi ? form_groups(dt, u, kp1, g1, &ng1) : kp1;
+        prefetch_groups(dt, d, g1, ng1);
+    }
+    kgroup *gn = g2;
+    while (kp < u->k_hi) {
+        if (bs >= 16) {
+            ngn = 0;
+            int64_t kp3 = kp2 < u->k_hi ? form_groups(dt, u, kp2, g2, &ngn) : kp2;
+            if (dt == S8) S8_SWITCH();
+            else S_SWITCH(dt);
             softmax_chunk(dt, u, g, ng, S, P, m, l, corr);
-            pv_chunk(dt, R, O, d, P, corr, g, ng);
+            pv_chunk(dt, R, O, d, P, corr, g, ng, g2, ngn);
+            kp = kp1;
+            kp1 = kp2;
+            kp2 = kp3;
+            memcpy(g, g1, sizeof g);
+            ng = ng1;
+            memcpy(g1, g2, sizeof g1);
+            ng1 = ngn;
         } else { /* blocks of 1..8 tokens: gather 16 keys into f32 */
+            ng = 0;
             int64_t b16 = kp & ~(int64_t)15;
             kgroup *gg = &g[ng++];
             gg->base = b16;
@@ -290,9 +437,10 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             gg->kstep = 16 * 4;
             gg->v = (const uint8_t *)gv;
             kp = b16 + gg->j1;
+            ngn = 0;
             S_SWITCH(F32);
             softmax_chunk(F32, u, g, ng, S, P, m, l, corr);
-            pv_chunk(F32, R, O, d, P, corr, g, ng);
+            pv_chunk(F32, R, O, d, P, corr, g, ng, g2, 0);
         }
     }
 }

@@ -2,8 +2,8 @@
 #include "kv.h"
 
 static float key_elem(const kv_state *s, const uint8_t *blk, int32_t h, int32_t slot, int32_t i) {
-    const int32_t d = s->cfg.head_dim, bs = s->cfg.block_size;
-    int64_t at = ((int64_t)h * d + i) * bs + slot;
+    const int32_t bs = s->cfg.block_size;
+    int64_t at = kv_k_index(s, h, i, slot);
     const uint8_t *data = blk + s->k_off;
     switch (s->cfg.dtype) {
     case ISTHMUS_KV_F32: return ((const float *)data)[at];

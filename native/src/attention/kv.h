@@ -45,6 +45,15 @@ static inline uint8_t *kv_block(const kv_state *s, int32_t layer, int32_t block)
     return s->pool + ((int64_t)layer * s->cfg.num_blocks + block) * s->block_bytes;
 }
 
+/* Index of K element (head h, dimension i, slot) within a block's K region. f32/f16/bf16: [h][d][bs];
+ * int8: [h][d/4][bs][4], four consecutive dimensions of one key in one 32-bit word, the operand layout
+ * of vpdpbusd (AVX-512 VNNI), so q.k for 16 keys is head_dim/4 integer dot-product instructions. */
+static inline int64_t kv_k_index(const kv_state *s, int32_t h, int32_t i, int32_t slot) {
+    const int64_t d = s->cfg.head_dim, bs = s->cfg.block_size;
+    if (s->cfg.dtype == ISTHMUS_KV_S8) return (((int64_t)h * (d / 4) + i / 4) * bs + slot) * 4 + (i & 3);
+    return ((int64_t)h * d + i) * bs + slot;
+}
+
 /* Validates a state pointer (magic, self-consistent header) for any entry; NULL on success. */
 isthmus_status isthmus__kv_check(const void *state, const char *fn);
 /* A live sequence id. */

@@ -5,6 +5,7 @@
 #include "quant/quant.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 
 static int is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
 static int64_t align64(int64_t x) { return (x + 63) & ~(int64_t)63; }
@@ -99,6 +100,11 @@ isthmus_status isthmus_kv_init(const isthmus_kv_config *c, void *state, int64_t 
     for (int32_t i = 0; i < c->num_blocks; i++) fl[i] = c->num_blocks - 1 - i; /* pop order 0, 1, ... */
     s->free_count = c->num_blocks;
     s->magic = KV_MAGIC;
+    /* Ask for transparent huge pages on the pool (a hint; where THP is "madvise" it is what makes decode
+     * reads stream without a TLB miss every 4 KB). Only whole 2 MB pages inside the caller's buffer. */
+    uintptr_t lo = ((uintptr_t)pool + ((uintptr_t)1 << 21) - 1) & ~(((uintptr_t)1 << 21) - 1);
+    uintptr_t hi = ((uintptr_t)pool + (uintptr_t)pb) & ~(((uintptr_t)1 << 21) - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
     return ISTHMUS_OK;
 }
 
@@ -312,24 +318,23 @@ static inline void locate(const kv_state *s, const int32_t *t, int64_t pos, int3
 static void store_head(const kv_state *s, uint8_t *blk, int32_t slot, int32_t h, const float *x, int is_k,
                        const QUANTIZE_S8_kernel *qk) {
     const int32_t d = s->cfg.head_dim, bs = s->cfg.block_size;
-    const int64_t base = (int64_t)h * d * bs;
-    const int64_t stride = is_k ? bs : 1;
-    const int64_t first = is_k ? base + slot : base + (int64_t)slot * d;
     uint8_t *data = blk + (is_k ? s->k_off : s->v_off);
+    const int64_t vfirst = ((int64_t)h * bs + slot) * d;
+#define AT(i) (is_k ? kv_k_index(s, h, i, slot) : vfirst + (i))
     switch (s->cfg.dtype) {
     case ISTHMUS_KV_F32: {
-        float *p = (float *)data + first;
-        for (int32_t i = 0; i < d; i++) p[i * stride] = x[i];
+        float *p = (float *)data;
+        for (int32_t i = 0; i < d; i++) p[AT(i)] = x[i];
         break;
     }
     case ISTHMUS_KV_F16: {
-        uint16_t *p = (uint16_t *)data + first;
-        for (int32_t i = 0; i < d; i++) p[i * stride] = f32_to_f16(x[i]);
+        uint16_t *p = (uint16_t *)data;
+        for (int32_t i = 0; i < d; i++) p[AT(i)] = f32_to_f16(x[i]);
         break;
     }
     case ISTHMUS_KV_BF16: {
-        uint16_t *p = (uint16_t *)data + first;
-        for (int32_t i = 0; i < d; i++) p[i * stride] = f32_to_bf16(x[i]);
+        uint16_t *p = (uint16_t *)data;
+        for (int32_t i = 0; i < d; i++) p[AT(i)] = f32_to_bf16(x[i]);
         break;
     }
     default: {
@@ -338,8 +343,8 @@ static void store_head(const kv_state *s, uint8_t *blk, int32_t slot, int32_t h,
         int8_t tmp[ISTHMUS_KV_MAX_HEAD_DIM];
         if (sc > 0) qk->quant(x, d, sc, tmp);
         else memset(tmp, 0, (size_t)d);
-        int8_t *p = (int8_t *)data + first;
-        for (int32_t i = 0; i < d; i++) p[i * stride] = tmp[i];
+        int8_t *p = (int8_t *)data;
+        for (int32_t i = 0; i < d; i++) p[AT(i)] = tmp[i];
         float *scales = (float *)(blk + (is_k ? s->ks_off : s->vs_off));
         scales[(int64_t)h * bs + slot] = sc;
     }
@@ -348,33 +353,32 @@ static void store_head(const kv_state *s, uint8_t *blk, int32_t slot, int32_t h,
 
 static void load_head(const kv_state *s, const uint8_t *blk, int32_t slot, int32_t h, float *x, int is_k) {
     const int32_t d = s->cfg.head_dim, bs = s->cfg.block_size;
-    const int64_t base = (int64_t)h * d * bs;
-    const int64_t stride = is_k ? bs : 1;
-    const int64_t first = is_k ? base + slot : base + (int64_t)slot * d;
     const uint8_t *data = blk + (is_k ? s->k_off : s->v_off);
+    const int64_t vfirst = ((int64_t)h * bs + slot) * d;
     switch (s->cfg.dtype) {
     case ISTHMUS_KV_F32: {
-        const float *p = (const float *)data + first;
-        for (int32_t i = 0; i < d; i++) x[i] = p[i * stride];
+        const float *p = (const float *)data;
+        for (int32_t i = 0; i < d; i++) x[i] = p[AT(i)];
         break;
     }
     case ISTHMUS_KV_F16: {
-        const uint16_t *p = (const uint16_t *)data + first;
-        for (int32_t i = 0; i < d; i++) x[i] = f16_to_f32(p[i * stride]);
+        const uint16_t *p = (const uint16_t *)data;
+        for (int32_t i = 0; i < d; i++) x[i] = f16_to_f32(p[AT(i)]);
         break;
     }
     case ISTHMUS_KV_BF16: {
-        const uint16_t *p = (const uint16_t *)data + first;
-        for (int32_t i = 0; i < d; i++) x[i] = bf16_to_f32(p[i * stride]);
+        const uint16_t *p = (const uint16_t *)data;
+        for (int32_t i = 0; i < d; i++) x[i] = bf16_to_f32(p[AT(i)]);
         break;
     }
     default: {
-        const int8_t *p = (const int8_t *)data + first;
+        const int8_t *p = (const int8_t *)data;
         float sc = ((const float *)(blk + (is_k ? s->ks_off : s->vs_off)))[(int64_t)h * bs + slot];
-        for (int32_t i = 0; i < d; i++) x[i] = (float)p[i * stride] * sc;
+        for (int32_t i = 0; i < d; i++) x[i] = (float)p[AT(i)] * sc;
     }
     }
 }
+#undef AT
 
 void isthmus__rope_inv(const isthmus_rope_params *r, int64_t head_dim, double *inv);
 void isthmus__rope_row(float *x, int64_t heads, int64_t head_dim, int64_t pos, const isthmus_rope_params *r,

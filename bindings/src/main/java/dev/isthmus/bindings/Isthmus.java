@@ -77,10 +77,10 @@ public class Isthmus extends Isthmus$shared {
     public static int ISTHMUS_KV_MAX_BLOCK_SIZE() {
         return ISTHMUS_KV_MAX_BLOCK_SIZE;
     }
-    private static final int ISTHMUS_ATTENTION_SPLIT = (int)512L;
+    private static final int ISTHMUS_ATTENTION_SPLIT = (int)2048L;
     /**
      * {@snippet lang=c :
-     * #define ISTHMUS_ATTENTION_SPLIT 512
+     * #define ISTHMUS_ATTENTION_SPLIT 2048
      * }
      */
     public static int ISTHMUS_ATTENTION_SPLIT() {
