@@ -39,6 +39,7 @@ final class AttentionChart {
                 .xAxisTitle("context (tokens per sequence)").yAxisTitle("K/V GB/s (K + V (+ int8 scales) bytes read / time)").build();
         XYStyler st = chart.getStyler();
         st.setXAxisLogarithmic(true);
+        st.setXAxisDecimalPattern("#");
         st.setLegendPosition(Styler.LegendPosition.OutsideE);
         st.setChartBackgroundColor(Color.WHITE);
         st.setPlotBackgroundColor(Color.WHITE);

@@ -2,6 +2,7 @@ package dev.isthmus.bench.report;
 
 import dev.isthmus.bench.AttentionCase;
 import dev.isthmus.bench.AttentionImpl;
+import dev.isthmus.bench.kernels.IsthmusAttention;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -56,8 +57,8 @@ public final class AttentionReport {
         Path png = dir.resolve(stem + ".png");
         AttentionImpl chartImpl = s.rows().stream().anyMatch(r -> r.ok() && r.impl() == AttentionImpl.ISTHMUS_AVX512 && r.workload().decode())
                 ? AttentionImpl.ISTHMUS_AVX512 : AttentionImpl.ISTHMUS_AVX2;
-        String title = "Decode attention (32 q / 8 KV heads, d 128), " + chartImpl.id + ": K/V GB/s vs context  ("
-                + s.machine().getOrDefault("CPU", "?") + ", " + s.threads() + " threads, " + s.date() + ")";
+        String title = "Decode attention, " + chartImpl.id + ": K/V GB/s vs context  (" + s.machine().getOrDefault("CPU", "?") + ", "
+                + s.threads() + " threads, " + s.date() + ")";
         boolean chart = AttentionChart.write(png, s.rows(), chartImpl, readGbs(s), title);
         Path md = dir.resolve(stem + ".md");
         Files.writeString(md, markdown(s, chart ? png.getFileName().toString() : null, chartImpl));
@@ -192,11 +193,12 @@ public final class AttentionReport {
             md.append("## Decode\n\n");
             md.append("Median over the measurement iterations; ± is JMH's 99.9% confidence half-width of the mean time (wide with 3 to 5 ")
               .append("iterations: min–max is the practical spread). vs f16: the f16 row's time over this row's, same context, batch and variant.\n\n");
-            md.append("| case | impl | K/V read | µs/call | ± | min–max µs | K/V GB/s | min–max GB/s | % of read BW | vs f16 |\n");
-            md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            md.append("| case | impl | K/V read per call | cache layers | µs/call | ± | min–max µs | K/V GB/s | min–max GB/s | % of read BW | vs f16 |\n");
+            md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
             for (AttentionRow r : decode) {
                 md.append("| ").append(r.workload()).append(" | ").append(r.impl().id).append(" | ")
-                  .append(mib(r.workload().kvBytesRead())).append(" | ");
+                  .append(mib(r.workload().kvBytesRead())).append(" | ")
+                  .append(IsthmusAttention.layers(r.workload(), s.rotateBytes())).append(" | ");
                 if (!r.ok()) {
                     md.append(failure(r)).append(" | | | | | | |\n");
                     continue;
@@ -262,8 +264,8 @@ public final class AttentionReport {
           .append("once per trial through the Java API (`extend`, then `write` per chunk of 512 positions, random K/V uniform in [-1, 1), ")
           .append("no RoPE). Decode caches smaller than ")
           .append(mib(s.rotateBytes())).append(s.l3Bytes() > 0 ? " (this CPU's L3: " + mib(s.l3Bytes()) + ")" : "")
-          .append(" get more layers, each with its own K/V, and each call reads the next layer, as a model's layer loop does: ")
-          .append("K/V stream from memory, never from a warm L3. The kernel line above says how many layers a case used.\n");
+          .append(" get more layers (the `cache layers` column), each with its own K/V, and each call reads the next layer, as a ")
+          .append("model's layer loop does: K/V stream from memory, never from a warm L3.\n");
         md.append("- Decode GB/s counts only K/V (and int8 scales) bytes; q, out and the block tables are small next to them. ")
           .append("Per the C ABI, decode splits long contexts into chunks of 512 keys that run in parallel and are merged ")
           .append("(flash-decoding), so a single sequence uses every thread.\n");
@@ -329,6 +331,7 @@ public final class AttentionReport {
             m.put("ok", r.ok());
             m.put("kv_bytes_read", w.kvBytesRead());
             m.put("flops", w.flops());
+            if (r.impl().isIsthmus()) m.put("cache_layers", IsthmusAttention.layers(w, s.rotateBytes()));
             if (r.ok()) {
                 m.put("us_median", r.medianUs());
                 m.put("us_min", r.minUs());
