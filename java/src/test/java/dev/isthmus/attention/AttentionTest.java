@@ -119,6 +119,67 @@ class AttentionTest {
         }
     }
 
+    /**
+     * Random combinations of the same dimensions (type, block size, head dim, GQA group, lengths around
+     * block and split edges, q_len, softcap, window, lse, layout), each under one of the ISA variants
+     * this CPU has, in turn.
+     */
+    @ParameterizedTest(name = "{index}: sweep seed {0}")
+    @MethodSource("sweepSeeds")
+    void randomSweep(long seed) {
+        List<Isa> isas = KvTestSupport.isas();
+        Isa isa = isas.get((int) (seed % isas.size()));
+        Isthmus.setIsaCap(isa);
+        Case c = randomCase(seed);
+        try {
+            run(c, seed);
+        } catch (AssertionError err) {
+            throw new AssertionError("ISA " + isa + ": " + err.getMessage(), err);
+        }
+    }
+
+    static Stream<Long> sweepSeeds() {
+        return java.util.stream.LongStream.range(0, 60).mapToObj(i -> SEED * 7 + i);
+    }
+
+    static Case randomCase(long seed) {
+        Random r = new Random(new java.util.SplittableRandom(seed).nextLong()); // nearby seeds, unrelated draws
+        KvType type = KvType.values()[r.nextInt(4)];
+        int bs = new int[] {1, 8, 16, 256}[r.nextInt(4)];
+        int hd = new int[] {64, 80, 128, 256}[r.nextInt(4)];
+        int group = new int[] {1, 4, 8}[r.nextInt(3)];
+        int kvH = 1 + r.nextInt(2), qH = kvH * group;
+        float softcap = r.nextInt(4) == 0 ? 5 : 0;
+        int window = r.nextInt(4) == 0 ? new int[] {1, 7, 100, 600}[r.nextInt(4)] : 0;
+        int n = 1 + r.nextInt(4);
+        int[] lens = new int[n];
+        List<Entry> entries = new ArrayList<>();
+        long work = 0;
+        for (int i = 0; i < n; i++) {
+            int qLen = new int[] {1, 1, 2, 5, 5, 16, 17, 333}[r.nextInt(8)];
+            if (qLen == 333 && (long) qH * hd > 1024) qLen = 17;
+            int[] near = {1, 2, 3, bs - 1, bs, bs + 1, 2 * bs + 1, 37, 101, 509, 511, 512, 513, 1031, 2053};
+            int len;
+            do {
+                len = near[r.nextInt(near.length)];
+            } while (len < qLen || len < 1);
+            long visible = window > 0 ? Math.min(window, len) : len;
+            work += (long) qLen * visible * qH * hd;
+            if (work > 100_000_000L) {
+                qLen = 1;
+                len = Math.max(1, Math.min(len, 513));
+            }
+            lens[i] = len;
+            entries.add(e(i, qLen));
+        }
+        boolean repeat = n > 1 && r.nextInt(5) == 0;
+        if (repeat) entries.add(e(0, 1 + r.nextInt(Math.min(lens[0], 5))));
+        Layout layout = Layout.values()[r.nextInt(4)];
+        if (repeat && layout == Layout.FUSED) layout = Layout.PLAIN;
+        return new Case("sweep", type, bs, hd, kvH, group, lens, entries.toArray(new Entry[0]), softcap, window,
+                r.nextBoolean(), layout, softcap > 0 ? 3 : 1, false);
+    }
+
     static void run(Case c, long seed) {
         String where = "case [" + c + "] seed " + seed;
         Random r = new Random(seed);
