@@ -230,6 +230,12 @@ class SequenceOpsTest {
             assertArrayEquals(a.blocks(), b.blocks());
             assertEquals(2, cache.stats().sharedBlocks());
             check(cache, "after fork");
+            try (Tensor k = Tensor.of(row(999, 0, false), 1, HEAD_DIM)) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> cache.write(0, Batch.of(b, 1), k, k, Rope.NONE), "writing into a block shared with a fork");
+                assertTrue(e.getMessage().contains("shared with a fork"), e.getMessage());
+            }
+            check(cache, "after the refused write: the parent is untouched");
             int[] before = a.blocks();
             extendAndWrite(cache, List.of(b), new int[] {1}, false);
             assertEquals(before[0], b.blocks()[0], "the full first block stays shared");
