@@ -59,7 +59,7 @@ int32_t isthmus_get_num_threads(void);
 
 enum {
     ISTHMUS_ISA_REF = 0,    /* portable scalar C: the reference every other variant is tested against */
-    ISTHMUS_ISA_AVX2 = 1,   /* AVX2 + FMA                                                              */
+    ISTHMUS_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C                                                       */
     ISTHMUS_ISA_AVX512 = 2  /* AVX-512 F + BW + VL + VNNI (vpdpbusd), OS-enabled ZMM state             */
 };
 

@@ -27,6 +27,7 @@ typedef struct kernel_entry {
 
 #define OPNAME_QUANTIZE_S8 "quantize_s8"
 #define OPNAME_GEMM_S8 "gemm_s8"
+#define OPNAME_ATTENTION "attention"
 #define OPNAME_GEMM_S8_S32 "gemm_s8_s32"
 
 /* Every kernel object named in kernels.def, each a const struct of its op's kernel type. */
@@ -61,7 +62,7 @@ static int32_t detect_cpu(void) {
 #ifdef ISTHMUS_X86
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return ISTHMUS_ISA_REF;
-    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
     if (!osxsave || !avx) return ISTHMUS_ISA_REF;
     uint64_t xcr0 = xgetbv0();
     if ((xcr0 & 0x6) != 0x6) return ISTHMUS_ISA_REF; /* XMM and YMM state enabled by the OS */
@@ -70,7 +71,7 @@ static int32_t detect_cpu(void) {
     int avx2 = (b >> 5) & 1;
     int avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
     int vnni = (c >> 11) & 1;
-    if (!(avx2 && fma)) return ISTHMUS_ISA_REF;
+    if (!(avx2 && fma && f16c)) return ISTHMUS_ISA_REF;
     int zmm_os = (xcr0 & 0xe6) == 0xe6; /* opmask, ZMM_Hi256, Hi16_ZMM */
     if (avx512f && avx512bw && avx512vl && vnni && zmm_os) return ISTHMUS_ISA_AVX512;
     return ISTHMUS_ISA_AVX2;

@@ -49,6 +49,7 @@ typedef enum isthmus_op {
     ISTHMUS_OP_QUANTIZE_S8,
     ISTHMUS_OP_GEMM_S8,
     ISTHMUS_OP_GEMM_S8_S32,
+    ISTHMUS_OP_ATTENTION,
     ISTHMUS_OP_COUNT
 } isthmus_op;
 
@@ -67,6 +68,9 @@ int32_t isthmus__threads(void);
 /* ------------------------------------------------------------------ aligned scratch */
 void *isthmus__aligned_alloc(size_t bytes);
 void isthmus__aligned_free(void *p);
+/* This thread's scratch buffer, at least `bytes`, 64-byte aligned; valid until the next call on the
+ * same thread; freed at thread exit. NULL when out of memory. */
+void *isthmus__scratch(size_t bytes);
 
 
 
@@ -80,6 +84,8 @@ typedef struct QUANTIZE_S8_kernel {
 } QUANTIZE_S8_kernel;
 
 struct gemm_problem; /* gemm/gemm.h */
+struct ATTENTION_kernel; /* attention/kv.h */
+typedef struct ATTENTION_kernel ATTENTION_kernel;
 
 /* A GEMM variant: computes rows [m0, m1) x panels [p0, p1) of one problem (m0 a multiple of mr).
  * nr = panel width of the packed layout it reads; comp = 1 when its layout carries the

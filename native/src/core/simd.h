@@ -30,12 +30,42 @@ static inline __m512i isthmus_mm512_cvtepi8_epi32(__m128i a) {
 }
 /* values are already in [-127, 127]: the saturating form is exact */
 #define isthmus_mm512_cvtepi32_epi8(a) _mm512_cvtsepi32_epi8(a)
+static inline __m512 isthmus_mm512_cvtph_ps(__m256i a) {
+    __m256 lo = _mm256_cvtph_ps(_mm256_castsi256_si128(a));
+    __m256 hi = _mm256_cvtph_ps(_mm256_extracti128_si256(a, 1));
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+static inline __m512i isthmus_mm512_cvtepu16_epi32(__m256i a) {
+    __m256i lo = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(a));
+    __m256i hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(a, 1));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
 #else
 #include <immintrin.h>
 #define isthmus_mm512_cvtepi32_ps(a) _mm512_cvtepi32_ps(a)
 #define isthmus_mm512_cvtps_epi32(a) _mm512_cvtps_epi32(a)
 #define isthmus_mm512_cvtepi8_epi32(a) _mm512_cvtepi8_epi32(a)
 #define isthmus_mm512_cvtepi32_epi8(a) _mm512_cvtepi32_epi8(a)
+#define isthmus_mm512_cvtph_ps(a) _mm512_cvtph_ps(a)
+#define isthmus_mm512_cvtepu16_epi32(a) _mm512_cvtepu16_epi32(a)
 #endif
+
+/* Horizontal max and sum of 16 floats, written from 256/128-bit steps both builds have. */
+static inline float isthmus_mm512_hmax_ps(__m512 v) {
+    __m256 a = _mm256_max_ps(_mm512_castps512_ps256(v),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    b = _mm_max_ps(b, _mm_movehl_ps(b, b));
+    b = _mm_max_ss(b, _mm_shuffle_ps(b, b, 1));
+    return _mm_cvtss_f32(b);
+}
+static inline float isthmus_mm512_hsum_ps(__m512 v) {
+    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    b = _mm_add_ss(b, _mm_shuffle_ps(b, b, 1));
+    return _mm_cvtss_f32(b);
+}
 
 #endif

@@ -1,0 +1,134 @@
+/* Internal view of the paged KV cache state (caller-owned memory, see isthmus.h) and the attention
+ * kernel interface shared by attention.c and the ISA variants. */
+#ifndef ISTHMUS_KV_H
+#define ISTHMUS_KV_H
+
+#include "core/internal.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define KV_MAGIC 0x69736b7663616368ull /* "iskvcach" */
+
+typedef struct kv_seq {
+    int32_t live;
+    int32_t nblocks;
+    int64_t len;
+} kv_seq;
+
+/* Header at the start of the state buffer; the arrays follow at the recorded offsets. */
+typedef struct kv_state {
+    uint64_t magic;
+    isthmus_kv_config cfg;
+    uint8_t *pool;
+    int64_t pool_bytes;
+    int64_t block_bytes;      /* bytes of one (layer, block)                                    */
+    int64_t k_off, v_off, ks_off, vs_off; /* within a (layer, block)                          */
+    int32_t max_blocks;       /* block table entries per sequence: ceil(max_seq_len / block_size) */
+    int32_t free_count;
+    int32_t live_seqs;
+    int32_t esize;            /* bytes per K/V element                                          */
+    int64_t refcount_off, free_off, seqs_off, tables_off; /* from the state start            */
+} kv_state;
+
+static inline int32_t *kv_refcount(kv_state *s) { return (int32_t *)((uint8_t *)s + s->refcount_off); }
+static inline int32_t *kv_freelist(kv_state *s) { return (int32_t *)((uint8_t *)s + s->free_off); }
+static inline kv_seq *kv_seqs(kv_state *s) { return (kv_seq *)((uint8_t *)s + s->seqs_off); }
+static inline int32_t *kv_table(kv_state *s, int32_t seq) {
+    return (int32_t *)((uint8_t *)s + s->tables_off) + (int64_t)seq * s->max_blocks;
+}
+static inline const int32_t *kv_table_c(const kv_state *s, int32_t seq) {
+    return kv_table((kv_state *)s, seq);
+}
+static inline uint8_t *kv_block(const kv_state *s, int32_t layer, int32_t block) {
+    return s->pool + ((int64_t)layer * s->cfg.num_blocks + block) * s->block_bytes;
+}
+
+/* Validates a state pointer (magic, self-consistent header) for any entry; NULL on success. */
+isthmus_status isthmus__kv_check(const void *state, const char *fn);
+/* A live sequence id. */
+isthmus_status isthmus__kv_check_seq(const kv_state *s, int32_t seq, const char *fn, const char *name);
+
+/* ------------------------------------------------------------------ f16 / bf16 conversions */
+
+static inline uint16_t f32_to_f16(float f) {
+    uint32_t x; memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) /* inf or nan */
+        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to >= 65520: inf */
+    if (ax < 0x38800000u) { /* subnormal half (or zero): round x / 2^-24 to an integer */
+        float af; memcpy(&af, &ax, 4);
+        float r = af * 16777216.0f;       /* exact: power of two scaling */
+        uint32_t q = (uint32_t)nearbyintf(r); /* default rounding mode: nearest even */
+        return (uint16_t)(sign | q);
+    }
+    uint32_t mant_round = ax + 0xfffu + ((ax >> 13) & 1u); /* RNE at bit 13 */
+    return (uint16_t)(sign | ((mant_round - 0x38000000u) >> 13));
+}
+
+static inline float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    uint32_t x;
+    if (e == 0) {
+        float f = (float)m * 5.9604644775390625e-8f; /* m * 2^-24, exact */
+        memcpy(&x, &f, 4);
+        x |= sign;
+    } else if (e == 31) {
+        x = sign | 0x7f800000u | (m << 13);
+    } else {
+        x = sign | ((e + 112) << 23) | (m << 13);
+    }
+    float f; memcpy(&f, &x, 4);
+    return f;
+}
+
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t x; memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet nan */
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+static inline float bf16_to_f32(uint16_t b) {
+    uint32_t x = (uint32_t)b << 16;
+    float f; memcpy(&f, &x, 4);
+    return f;
+}
+
+/* ------------------------------------------------------------------ attention kernel interface */
+
+/* One unit of work: up to ATTN_MAX_ROWS query rows (tokens x heads of one KV head group) of one
+ * sequence against keys [k_lo, k_hi) of one layer and KV head. Rows are numbered token-major:
+ * row j is token j / ratio, query head (kv_head * ratio + j % ratio). */
+#define ATTN_MAX_ROWS 16
+
+typedef struct attn_unit {
+    const kv_state *kv;
+    const int32_t *table;   /* the sequence's block table */
+    int32_t layer, kv_head;
+    int32_t rows;           /* 1..ATTN_MAX_ROWS */
+    int32_t head_dim;
+    const float *q[ATTN_MAX_ROWS];  /* query vectors (unscaled) */
+    int64_t pos[ATTN_MAX_ROWS];     /* position of each row's token */
+    int64_t lo[ATTN_MAX_ROWS];      /* first key each row may see */
+    int64_t k_lo, k_hi;     /* keys of this unit (k_lo <= k_hi) */
+    float scale, softcap;
+    /* results: unnormalized O (rows x head_dim, row stride head_dim), running max m and sum l */
+    float *o;
+    float *m, *l;
+    float *scratch;         /* ATTN_SCRATCH_FLOATS(head_dim) floats, 64-byte aligned, for the kernel */
+} attn_unit;
+
+#define ATTN_KC 64 /* keys per chunk in the SIMD kernels */
+#define ATTN_SCRATCH_FLOATS(d) ((int64_t)ATTN_MAX_ROWS * (d) + 2 * ATTN_MAX_ROWS * ATTN_KC + 2 * 16 * (int64_t)(d) + 64)
+
+typedef struct ATTENTION_kernel {
+    int32_t isa;
+    void (*unit)(const attn_unit *u);
+} ATTENTION_kernel;
+
+#endif
