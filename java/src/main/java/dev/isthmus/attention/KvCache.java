@@ -313,7 +313,9 @@ public final class KvCache implements AutoCloseable {
      *             rows may be strided (a view of a fused QKV buffer)
      * @param v    as k
      * @param rope {@link Rope#NONE} to store K as given
-     * @throws IllegalArgumentException also for NaN or infinite values in an INT8 cache
+     * @throws IllegalArgumentException also for NaN or infinite values in an INT8 cache, and for positions in a
+     *                                  block still shared with a fork (only {@link #extend} makes positions a
+     *                                  sequence's own)
      */
     public void write(int layer, Batch batch, Tensor k, Tensor v, Rope rope) {
         Lock l = enter(lock.readLock());
@@ -337,8 +339,15 @@ public final class KvCache implements AutoCloseable {
                 isthmus_kv_write_args.v(a, v.segment());
                 isthmus_kv_write_args.ldv(a, ldv);
                 rope.toNative(isthmus_kv_write_args.rope(a));
-                Native.checkInput(Isthmus.isthmus_kv_write(a), "KvCache.write",
-                        "k " + Checks.shape(k) + " or v " + Checks.shape(v), "NaN", "infinit");
+                int status = Isthmus.isthmus_kv_write(a);
+                if (status != Isthmus.ISTHMUS_OK()) {
+                    String msg = Isthmus.isthmus_last_error().getString(0);
+                    if (status == Isthmus.ISTHMUS_ERR_INVALID_ARGUMENT() && msg.contains("shared with a fork"))
+                        throw new IllegalArgumentException("batch " + batch + ": " + msg + " (extend the sequence, which "
+                                + "copies a shared block, before writing)");
+                    Native.checkInput(status, "KvCache.write", "k " + Checks.shape(k) + " or v " + Checks.shape(v),
+                            "NaN", "infinit");
+                }
             }
         } finally {
             l.unlock();

@@ -95,6 +95,9 @@ public record Rope(Style style, double theta, int rotaryDim) {
                         + " columns, not a multiple of heads = " + heads);
             headDim = x.dim(1) / heads;
         } else {
+            if (x.dim(1) != heads)
+                throw new IllegalArgumentException("x " + Checks.shape(x) + " has " + x.dim(1) + " heads, not heads = "
+                        + heads);
             headDim = x.dim(2);
         }
         long tokens = x.dim(0);
