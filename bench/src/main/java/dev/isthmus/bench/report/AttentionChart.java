@@ -22,7 +22,7 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * Decode K/V GB/s against context (log x), a line per (K/V type, batch) of one isthmus variant, with the
+ * Decode K/V GB/s against context (log2 x), a line per (K/V type, batch) of one isthmus variant, with the
  * read bandwidth measured in the same run and the 60% bar as horizontal lines.
  */
 final class AttentionChart {
@@ -38,8 +38,6 @@ final class AttentionChart {
         XYChart chart = new XYChartBuilder().width(1200).height(720).title(title)
                 .xAxisTitle("context (tokens per sequence)").yAxisTitle("K/V GB/s (K + V (+ int8 scales) bytes read / time)").build();
         XYStyler st = chart.getStyler();
-        st.setXAxisLogarithmic(true);
-        st.setXAxisDecimalPattern("#");
         st.setLegendPosition(Styler.LegendPosition.OutsideE);
         st.setChartBackgroundColor(Color.WHITE);
         st.setPlotBackgroundColor(Color.WHITE);
@@ -50,21 +48,20 @@ final class AttentionChart {
         st.setAxisTickLabelsFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
         st.setMarkerSize(7);
         st.setYAxisMin(0.0);
-        double minC = dec.stream().mapToInt(r -> r.workload().context()).min().orElse(1);
-        double maxC = dec.stream().mapToInt(r -> r.workload().context()).max().orElse(1);
-        if (maxC == minC) {
-            minC /= 2;
-            maxC *= 2;
-        }
-        st.setXAxisMin(minC / 1.4);
-        st.setXAxisMax(maxC * 1.4);
+        // x = log2(context), labelled with the context itself at the powers of two
+        double x0 = log2(dec.stream().mapToInt(r -> r.workload().context()).min().orElse(1)) - 0.5;
+        double x1 = log2(dec.stream().mapToInt(r -> r.workload().context()).max().orElse(1)) + 0.5;
+        st.setXAxisMin(x0);
+        st.setXAxisMax(x1);
+        st.setXAxisTickMarkSpacingHint(120); // one tick per power of two (XChart drops all labels when two are equal)
+        chart.setCustomXAxisTickLabelsFormatter(v -> Long.toString(Math.round(Math.pow(2, v))));
         double maxY = Double.isNaN(readGbs) ? 0 : readGbs * 1.1;
         for (String kv : List.of("f32", "f16", "bf16", "int8"))
             for (int batch : dec.stream().mapToInt(r -> r.workload().batch()).distinct().sorted().toArray()) {
                 List<AttentionRow> rs = dec.stream().filter(r -> r.workload().kv().equals(kv) && r.workload().batch() == batch)
                         .sorted((a, b) -> Integer.compare(a.workload().context(), b.workload().context())).toList();
                 if (rs.isEmpty()) continue;
-                double[] x = rs.stream().mapToDouble(r -> r.workload().context()).toArray();
+                double[] x = rs.stream().mapToDouble(r -> log2(r.workload().context())).toArray();
                 double[] y = rs.stream().mapToDouble(AttentionRow::gbsMedian).toArray();
                 for (double v : y) maxY = Math.max(maxY, v);
                 XYSeries s = chart.addSeries(kv + ", batch " + batch, x, y);
@@ -76,15 +73,19 @@ final class AttentionChart {
             }
         st.setYAxisMax(maxY * 1.05);
         if (!Double.isNaN(readGbs)) {
-            line(chart, String.format(Locale.ROOT, "read bandwidth (%.1f GB/s)", readGbs), minC / 1.4, maxC * 1.4, readGbs,
+            line(chart, String.format(Locale.ROOT, "read bandwidth (%.1f GB/s)", readGbs), x0, x1, readGbs,
                     new Color(0x252525), SeriesLines.DASH_DASH);
-            line(chart, String.format(Locale.ROOT, "60%% of it (%.1f GB/s)", 0.6 * readGbs), minC / 1.4, maxC * 1.4, 0.6 * readGbs,
+            line(chart, String.format(Locale.ROOT, "60%% of it (%.1f GB/s)", 0.6 * readGbs), x0, x1, 0.6 * readGbs,
                     new Color(0x969696), SeriesLines.DOT_DOT);
         }
         try (OutputStream out = Files.newOutputStream(png)) {
             BitmapEncoder.saveBitmap(chart, out, BitmapEncoder.BitmapFormat.PNG);
         }
         return true;
+    }
+
+    private static double log2(double v) {
+        return Math.log(v) / Math.log(2);
     }
 
     private static void line(XYChart chart, String name, double x0, double x1, double y, Color c, BasicStroke style) {
