@@ -3,6 +3,9 @@
 # baselines and writes bench/results/<date>-<cpu>.{md,json,png}. Options go to the runner
 # (dev.isthmus.bench.BenchSuite): --quick, --shapes 1x4096x4096,..., --impls isthmus-avx512,...,
 # --threads N, --out DIR, --list.
+#   bench/run.sh --suite attention [--quick]: attention over the paged KV cache instead (decode GB/s
+# against the read bandwidth, prefill GFLOP/s against the Vector API), written to
+# bench/results/<date>-<cpu>-attention.{md,json,png}; --cases decode-4096-b8-f16,... picks cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jdk=""

@@ -23,6 +23,11 @@ public final class IsthmusException extends RuntimeException {
     public static final int OUT_OF_MEMORY = 3;
     /** ISTHMUS_ERR_INTERNAL: a bug, please report it. */
     public static final int INTERNAL = 4;
+    /**
+     * ISTHMUS_ERR_CAPACITY: a fixed-size pool is full (the KV cache's blocks or sequence slots, or a
+     * sequence at its maximum length). Nothing changed: free or truncate sequences and retry.
+     */
+    public static final int CAPACITY = 5;
 
     private final int status;
     private final String nativeMessage;
@@ -38,6 +43,11 @@ public final class IsthmusException extends RuntimeException {
         return status;
     }
 
+    /** True for {@link #CAPACITY}: a KV cache pool (blocks or sequence slots) is full. */
+    public boolean isCapacity() {
+        return status == CAPACITY;
+    }
+
     /** The text of {@code isthmus_last_error()} for the failed call. */
     public String nativeMessage() {
         return nativeMessage;
@@ -49,6 +59,7 @@ public final class IsthmusException extends RuntimeException {
             case UNSUPPORTED -> "ISTHMUS_ERR_UNSUPPORTED";
             case OUT_OF_MEMORY -> "ISTHMUS_ERR_OUT_OF_MEMORY";
             case INTERNAL -> "ISTHMUS_ERR_INTERNAL";
+            case CAPACITY -> "ISTHMUS_ERR_CAPACITY, the pool is full";
             default -> "status " + status;
         };
     }

@@ -82,4 +82,29 @@ public final class Availability {
         }
         return null;
     }
+
+    /** Why {@code impl} cannot run attention case {@code c} here, or null when it can. */
+    public static String skipReason(AttentionImpl impl, AttentionCase c) {
+        switch (impl) {
+            case ISTHMUS_AVX512, ISTHMUS_AVX2 -> {
+                if (isthmusSupported() == null) return isthmusError();
+                if (impl == AttentionImpl.ISTHMUS_AVX512 && isthmusSupported().compareTo(Isa.AVX512) < 0)
+                    return Machine.hasAvx512Vnni() ? "this libisthmus build has no AVX-512 variant (supported: " + isthmusSupported() + ")"
+                            : "CPU has no AVX-512 (isthmus supports " + isthmusSupported() + " here)";
+                if (isthmusSupported().compareTo(Isa.AVX2) < 0) return "CPU has no AVX2 + FMA (isthmus supports " + isthmusSupported() + " here)";
+                try {
+                    Class.forName("dev.isthmus.attention.KvCache");
+                } catch (ClassNotFoundException e) {
+                    return "this isthmus build has no dev.isthmus.attention (KV cache)";
+                }
+            }
+            case VECTOR_F32 -> {
+                if (ModuleFinder.ofSystem().find("jdk.incubator.vector").isEmpty()) return "this JDK has no jdk.incubator.vector";
+                if (c.decode()) return "the Vector API baseline is for prefill (decode is measured against the read bandwidth)";
+                if (c.batch() != 1 || !c.kv().equals("f32"))
+                    return "the Vector API baseline runs one sequence with f32 K/V (isthmus rows with other K/V types are compared with its f32 row)";
+            }
+        }
+        return null;
+    }
 }

@@ -53,6 +53,8 @@ import java.util.stream.Collectors;
  *
  * <p>Any JDK 25 works; the forked benchmark JVMs use the same {@code java} as this runner. Options:
  * <ul>
+ *   <li>{@code --suite gemm|attention}: which suite (default gemm, everything below); {@code attention} runs
+ *       {@link AttentionBenchmark} instead, with its own options ({@link AttentionSuite});</li>
  *   <li>{@code --quick}: warmup 1 x 0.5 s, measurement 3 x 0.5 s, shorter ceilings (default: 2 x 1 s, 5 x 1 s);</li>
  *   <li>{@code --shapes 1x4096x4096,8x4096x4096}: only these shapes (default: GemmBenchmark's @Param list);</li>
  *   <li>{@code --impls isthmus-avx512,onednn}: only these implementations (default: all);</li>
@@ -84,9 +86,35 @@ public final class BenchSuite {
 
     public static void main(String[] argv) throws Exception {
         GemmBenchmark.quietIsthmusLog();
+        String suite = "gemm";
+        List<String> rest = new ArrayList<>();
+        try {
+            for (int i = 0; i < argv.length; i++) {
+                if (argv[i].equals("--suite")) {
+                    if (i + 1 >= argv.length) throw new IllegalArgumentException("--suite needs a value");
+                    suite = argv[++i];
+                } else if (argv[i].startsWith("--suite=")) {
+                    suite = argv[i].substring("--suite=".length());
+                } else {
+                    rest.add(argv[i]);
+                }
+            }
+            if (!suite.equals("gemm") && !suite.equals("attention"))
+                throw new IllegalArgumentException("--suite " + suite + ": known suites are gemm (the default) and attention");
+        } catch (IllegalArgumentException e) {
+            System.err.println("BenchSuite: " + e.getMessage());
+            System.err.println(usage());
+            System.exit(2);
+            return;
+        }
+        if (suite.equals("attention")) AttentionSuite.run(argv, rest.toArray(String[]::new));
+        else gemm(argv, rest.toArray(String[]::new));
+    }
+
+    private static void gemm(String[] argv, String[] args) throws Exception {
         Args a;
         try {
-            a = parse(argv);
+            a = parse(args);
         } catch (IllegalArgumentException e) {
             System.err.println("BenchSuite: " + e.getMessage());
             System.err.println(usage());
@@ -195,9 +223,10 @@ public final class BenchSuite {
 
     static String usage() {
         return "usage: " + COMMAND.replace(" [--quick]", "")
-                + " [--quick] [--shapes MxNxK,...] [--impls a,b,...] [--out DIR] [--threads N] [--list]\n"
+                + " [--suite gemm|attention] [--quick] [--shapes MxNxK,...] [--impls a,b,...] [--out DIR] [--threads N] [--list]\n"
                 + "  shapes: " + String.join(", ", defaultShapes()) + "\n"
-                + "  impls:  " + Arrays.stream(Impl.values()).map(i -> i.id).collect(Collectors.joining(", "));
+                + "  impls:  " + Arrays.stream(Impl.values()).map(i -> i.id).collect(Collectors.joining(", ")) + "\n"
+                + "  --suite attention: see " + AttentionSuite.class.getSimpleName() + " (--suite attention --help)";
     }
 
     static List<String> defaultShapes() {
@@ -256,10 +285,14 @@ public final class BenchSuite {
 
     /** The forked JVMs' arguments: native access, the Vector API, the shim, the threads, pass-through properties. */
     static List<String> forkArgs(Args a) {
+        return forkArgs(a.threads);
+    }
+
+    static List<String> forkArgs(int threads) {
         List<String> args = new ArrayList<>(List.of("--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector",
                 "-Djava.awt.headless=true",
                 "-D" + BenchShim.PATH_PROPERTY + "=" + BenchShim.configuredPath(),
-                "-D" + GemmBenchmark.THREADS_PROPERTY + "=" + a.threads));
+                "-D" + GemmBenchmark.THREADS_PROPERTY + "=" + threads));
         for (String p : List.of("isthmus.library.path", "isthmus.extract.dir", OpenBlas.PATH_PROPERTY, "java.io.tmpdir")) {
             String v = System.getProperty(p);
             if (v != null && (!p.equals("java.io.tmpdir") || ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
@@ -286,7 +319,7 @@ public final class BenchSuite {
     }
 
     /** The first line of the forked JVM's exception from the log, else the runner's exception. */
-    private static String failure(Exception e, Path log) {
+    static String failure(Exception e, Path log) {
         try {
             if (Files.exists(log)) {
                 List<String> lines = Files.readAllLines(log);
@@ -304,7 +337,7 @@ public final class BenchSuite {
         return e.getClass().getSimpleName() + ": " + e.getMessage();
     }
 
-    private static String jmhJson(List<RunResult> all) {
+    static String jmhJson(List<RunResult> all) {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (PrintStream ps = new PrintStream(bytes, true, StandardCharsets.UTF_8)) {
             ResultFormatFactory.getInstance(ResultFormatType.JSON, ps).writeOut(all);
@@ -312,7 +345,7 @@ public final class BenchSuite {
         return bytes.toString(StandardCharsets.UTF_8);
     }
 
-    private static String jmhVersion() {
+    static String jmhVersion() {
         String v = Runner.class.getPackage().getImplementationVersion();
         return v != null ? v : "1.37";
     }
@@ -391,7 +424,7 @@ public final class BenchSuite {
                 .collect(Collectors.joining(" "));
     }
 
-    private static String fmt(double v) {
+    static String fmt(double v) {
         return v >= 100 ? String.format(Locale.ROOT, "%.0f", v) : String.format(Locale.ROOT, "%.1f", v);
     }
 }

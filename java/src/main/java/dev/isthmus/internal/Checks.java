@@ -81,6 +81,64 @@ public final class Checks {
             throw new IllegalArgumentException(outName + " " + shape(out) + " overlaps " + inName + " " + shape(in));
     }
 
+    /**
+     * Per-head rows: F32 {@code [rows, heads * headDim]} or {@code [rows, heads, headDim]}, the heads of
+     * one row contiguous, rows at any stride {@code >= heads * headDim} (so a view of a fused QKV buffer
+     * fits). Returns the row stride in elements.
+     */
+    public static long headRows(Tensor t, String name, long rows, long heads, long headDim) {
+        notNull(t, name);
+        usable(t, name);
+        long cols = heads * headDim;
+        String want = name + " must be F32[" + rows + ", " + cols + "] or F32[" + rows + ", " + heads + ", " + headDim
+                + "]";
+        if (t.dtype() != DType.F32) throw new IllegalArgumentException(want + " but is " + shape(t));
+        if (t.rank() == 2) {
+            if (t.dim(0) != rows || t.dim(1) != cols) throw new IllegalArgumentException(want + " but is " + shape(t));
+            if (t.stride(1) != 1)
+                throw new IllegalArgumentException(name + " " + shape(t) + " must have contiguous rows (column stride 1)"
+                        + " but has strides " + Arrays.toString(t.strides()));
+        } else if (t.rank() == 3) {
+            if (t.dim(0) != rows || t.dim(1) != heads || t.dim(2) != headDim)
+                throw new IllegalArgumentException(want + " but is " + shape(t));
+            if (t.stride(2) != 1 || (heads > 1 && t.stride(1) != headDim))
+                throw new IllegalArgumentException(name + " " + shape(t) + " must have the heads of a row contiguous"
+                        + " (strides [ld, " + headDim + ", 1]) but has strides " + Arrays.toString(t.strides()));
+        } else {
+            throw new IllegalArgumentException(want + " but is " + shape(t));
+        }
+        if (rows > 1 && t.stride(0) < cols)
+            throw new IllegalArgumentException(name + " " + shape(t) + " has row stride " + t.stride(0) + " < " + cols
+                    + ": its rows overlap");
+        return rows > 1 ? t.stride(0) : Math.max(t.stride(0), cols);
+    }
+
+    /** Memory a kernel may write. */
+    public static Tensor writable(Tensor t, String name) {
+        if (t.segment().isReadOnly())
+            throw new IllegalArgumentException(name + " " + shape(t) + " is read-only memory and cannot take a result");
+        return t;
+    }
+
+    /**
+     * out must not share an element with in. Row-strided matrices with the same row stride whose columns
+     * interleave (K and V views of one fused buffer) do not overlap; anything else whose byte ranges
+     * intersect does.
+     */
+    public static void noRowOverlap(Tensor out, String outName, long ldOut, long colsOut, Tensor in, String inName,
+                                    long ldIn, long colsIn) {
+        if (in == null) return;
+        long a0 = out.segment().address(), a1 = a0 + out.segment().byteSize();
+        long b0 = in.segment().address(), b1 = b0 + in.segment().byteSize();
+        if (a1 <= b0 || b1 <= a0) return;
+        long es = out.dtype().byteSize();
+        if (ldOut == ldIn && in.dtype().byteSize() == es && (b0 - a0) % es == 0) {
+            long r = Math.floorMod((b0 - a0) / es, ldOut); // where in's row starts within out's row period
+            if (r >= colsOut && r + colsIn <= ldOut) return;
+        }
+        throw new IllegalArgumentException(outName + " " + shape(out) + " overlaps " + inName + " " + shape(in));
+    }
+
     public static String shape(Tensor t) {
         return t.dtype() + Arrays.toString(t.shape());
     }

@@ -24,6 +24,14 @@ public record Ceilings(int threads, double seconds, long bandwidthBytes, int rep
         return new Ceilings(threads, seconds, bandwidthBytes, reps, avx2, vnni, bw, null);
     }
 
+    /** Only the read bandwidth (the attention suite's ceiling); the int8 peaks stay NaN. */
+    public static Ceilings measureBandwidth(int threads, long bandwidthBytes, int reps) {
+        BenchShim shim = BenchShim.get();
+        if (shim == null)
+            return new Ceilings(threads, 0, bandwidthBytes, reps, Double.NaN, Double.NaN, Double.NaN, BenchShim.unavailableReason());
+        return new Ceilings(threads, 0, bandwidthBytes, reps, Double.NaN, Double.NaN, shim.readBandwidthGbs(threads, bandwidthBytes, reps), null);
+    }
+
     public boolean measured() {
         return missing == null;
     }
