@@ -172,6 +172,7 @@ class AttentionConcurrencyTest {
         Tensor out = Tensor.allocate(DType.F32, qLen, qc);
         Batch b = Batch.of(s, qLen);
         AttentionParams p = AttentionParams.of(Q_HEADS, 128);
+        dev.isthmus.Isthmus.setIsaCap(dev.isthmus.Isa.REF); // slow calls: the cache is busy nearly all the time
         AtomicBoolean stop = new AtomicBoolean();
         AtomicInteger calls = new AtomicInteger();
         CountDownLatch started = new CountDownLatch(1);
@@ -180,9 +181,9 @@ class AttentionConcurrencyTest {
             Future<Throwable> worker = pool.submit(() -> {
                 try {
                     while (!stop.get()) {
+                        started.countDown();
                         cache.attention(0, b, q, out, p);
                         calls.incrementAndGet();
-                        started.countDown();
                     }
                     return null;
                 } catch (Throwable t) {
@@ -190,6 +191,7 @@ class AttentionConcurrencyTest {
                 }
             });
             assertTrue(started.await(60, TimeUnit.SECONDS));
+            Thread.sleep(20); // inside the call now: one takes ~0.1-1 s on the scalar reference kernel
             int refused = 0;
             boolean closedWhileRunning = false;
             for (int attempt = 0; attempt < 20 && !closedWhileRunning; attempt++) {
@@ -215,6 +217,7 @@ class AttentionConcurrencyTest {
         } finally {
             stop.set(true);
             pool.shutdownNow();
+            dev.isthmus.Isthmus.setIsaCap(dev.isthmus.Isa.AVX512);
             out.close();
             q.close();
         }
