@@ -118,6 +118,43 @@ class AttentionConcurrencyTest {
         }
     }
 
+    /** The split of long contexts depends on the shapes only: the same bits on 1 thread as on several. */
+    @Test
+    void resultsDoNotDependOnTheThreadCount() {
+        int before = dev.isthmus.Isthmus.threads();
+        KvConfig cfg = KvConfig.builder().layers(1).kvHeads(KV_HEADS).headDim(HEAD_DIM).blockSize(16).type(KvType.F32)
+                .numBlocks(300).maxSequences(2).maxSequenceLength(3000).build();
+        float[][] results = new float[2][];
+        try {
+            for (int run = 0; run < 2; run++) {
+                dev.isthmus.Isthmus.setThreads(run == 0 ? 1 : Math.max(2, before));
+                Random r = new Random(8);
+                try (KvCache cache = KvCache.create(cfg); Sequence a = cache.newSequence(); Sequence b = cache.newSequence()) {
+                    a.extend(2999);
+                    b.extend(700);
+                    Batch batch = Batch.builder().add(a, 5).add(b, 40).build();
+                    for (Sequence s : new Sequence[] {a, b}) {
+                        int n = (int) s.length();
+                        try (Tensor k = Tensor.of(KvTestSupport.gaussian(r, n * KC, 1), n, KC);
+                             Tensor v = Tensor.of(KvTestSupport.gaussian(r, n * KC, 1), n, KC)) {
+                            cache.write(0, Batch.of(s, n), k, v, Rope.NONE);
+                        }
+                    }
+                    try (Tensor q = Tensor.of(KvTestSupport.gaussian(r, 45 * QC, 1), 45, QC);
+                         Tensor lse = Tensor.allocate(DType.F32, 45, Q_HEADS)) {
+                        cache.attention(0, batch, q, q, AttentionParams.of(Q_HEADS, HEAD_DIM).withLse(lse));
+                        float[] out = q.toFloatArray(), l = lse.toFloatArray();
+                        results[run] = java.util.Arrays.copyOf(out, out.length + l.length);
+                        System.arraycopy(l, 0, results[run], out.length, l.length);
+                    }
+                }
+            }
+        } finally {
+            dev.isthmus.Isthmus.setThreads(before);
+        }
+        assertArrayEquals(results[0], results[1], "attention and lse on 1 thread vs " + Math.max(2, before));
+    }
+
     @Test
     void closeDuringUseFailsCleanly() throws Exception {
         KvConfig cfg = KvConfig.builder().layers(1).kvHeads(KV_HEADS).headDim(128).blockSize(16).type(KvType.BF16)
@@ -135,6 +172,7 @@ class AttentionConcurrencyTest {
         Tensor out = Tensor.allocate(DType.F32, qLen, qc);
         Batch b = Batch.of(s, qLen);
         AttentionParams p = AttentionParams.of(Q_HEADS, 128);
+        dev.isthmus.Isthmus.setIsaCap(dev.isthmus.Isa.REF); // slow calls: the cache is busy nearly all the time
         AtomicBoolean stop = new AtomicBoolean();
         AtomicInteger calls = new AtomicInteger();
         CountDownLatch started = new CountDownLatch(1);
@@ -143,9 +181,9 @@ class AttentionConcurrencyTest {
             Future<Throwable> worker = pool.submit(() -> {
                 try {
                     while (!stop.get()) {
+                        started.countDown();
                         cache.attention(0, b, q, out, p);
                         calls.incrementAndGet();
-                        started.countDown();
                     }
                     return null;
                 } catch (Throwable t) {
@@ -153,6 +191,7 @@ class AttentionConcurrencyTest {
                 }
             });
             assertTrue(started.await(60, TimeUnit.SECONDS));
+            Thread.sleep(20); // inside the call now: one takes ~0.1-1 s on the scalar reference kernel
             int refused = 0;
             boolean closedWhileRunning = false;
             for (int attempt = 0; attempt < 20 && !closedWhileRunning; attempt++) {
@@ -178,6 +217,7 @@ class AttentionConcurrencyTest {
         } finally {
             stop.set(true);
             pool.shutdownNow();
+            dev.isthmus.Isthmus.setIsaCap(dev.isthmus.Isa.AVX512);
             out.close();
             q.close();
         }
