@@ -286,7 +286,8 @@ class AttentionTest {
             int row0 = 0;
             for (Entry en : c.entries) {
                 KvTestSupport.reference(q, row0, en.qLen, c.lengths[en.seq], kb[en.seq], vb[en.seq], qH, kvH, hd,
-                        params.scale(), c.softcap, c.window, ref, refLse);
+                        params.scale(), c.softcap, c.window, ref, refLse,
+                        KvTestSupport.roundsQueryToInt8(c.type, c.blockSize));
                 row0 += en.qLen;
             }
             compare(outRows, ref, c, qH, hd, "out", where);

@@ -84,6 +84,25 @@ final class KvTestSupport {
      */
     static void reference(float[] q, int row0, int qLen, int length, float[] k, float[] v, int qHeads, int kvHeads,
                           int headDim, float scale, float softcap, int window, double[] out, double[] lse) {
+        reference(q, row0, qLen, length, k, v, qHeads, kvHeads, headDim, scale, softcap, window, out, lse, false);
+    }
+
+    /**
+     * True when the active kernel rounds q to int8 for q.k: INT8 KV, the AVX-512 variant and blocks of at
+     * least 16 tokens (isthmus.h, "Numerics of ISTHMUS_KV_S8 attention").
+     */
+    static boolean roundsQueryToInt8(KvType type, int blockSize) {
+        return type == KvType.INT8 && blockSize >= 16 && dev.isthmus.Isthmus.isa() == Isa.AVX512;
+    }
+
+    /**
+     * As above; with {@code q8} the reference models that documented rounding exactly (q * scale in f32,
+     * sq = max|q * scale| / 127, qq = rne(q * scale * (127 / max)) clamped to +-127, logit = sq * qq . k), so
+     * the kernel is still held to the tight tolerance.
+     */
+    static void reference(float[] q, int row0, int qLen, int length, float[] k, float[] v, int qHeads, int kvHeads,
+                          int headDim, float scale, float softcap, int window, double[] out, double[] lse,
+                          boolean q8) {
         int group = qHeads / kvHeads, qCols = qHeads * headDim, kvCols = kvHeads * headDim;
         double[] s = new double[length];
         for (int t = 0; t < qLen; t++) {
@@ -92,11 +111,30 @@ final class KvTestSupport {
             for (int h = 0; h < qHeads; h++) {
                 int g = h / group, qo = row * qCols + h * headDim;
                 double m = Double.NEGATIVE_INFINITY;
+                float[] qq = null;
+                float sq = 0;
+                if (q8) {
+                    qq = new float[headDim];
+                    float amax = 0;
+                    for (int d = 0; d < headDim; d++) {
+                        qq[d] = q[qo + d] * scale;
+                        amax = Math.max(amax, Math.abs(qq[d]));
+                    }
+                    sq = amax / 127.0f;
+                    float inv = amax > 0 ? 127.0f / amax : 0.0f;
+                    for (int d = 0; d < headDim; d++) qq[d] = (float) Math.max(-127, Math.min(127, Math.rint(qq[d] * inv)));
+                }
                 for (int j = lo; j <= p; j++) {
                     double dot = 0;
                     int ko = j * kvCols + g * headDim;
-                    for (int d = 0; d < headDim; d++) dot += (double) q[qo + d] * k[ko + d];
-                    double x = (double) scale * dot;
+                    double x;
+                    if (q8) {
+                        for (int d = 0; d < headDim; d++) dot += (double) qq[d] * k[ko + d];
+                        x = (double) sq * dot;
+                    } else {
+                        for (int d = 0; d < headDim; d++) dot += (double) q[qo + d] * k[ko + d];
+                        x = (double) scale * dot;
+                    }
                     if (softcap > 0) x = softcap * Math.tanh(x / softcap);
                     s[j] = x;
                     m = Math.max(m, x);
