@@ -13,6 +13,10 @@ import dev.isthmus.internal.Native;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.concurrent.locks.Lock;
@@ -97,10 +101,14 @@ public final class KvCache implements AutoCloseable {
     }
 
     /**
-     * Allocates the pool ({@link KvConfig#poolBytes()}, zeroed) and the bookkeeping, and initializes
-     * an empty cache.
+     * Allocates the pool ({@link KvConfig#poolBytes()}) and the bookkeeping, and initializes an empty
+     * cache. The pool comes from the C allocator untouched (not zeroed: a position holds unspecified values
+     * until it is written), so the library can ask for transparent huge pages before its first write; an
+     * {@code Arena} allocation zeroes, which maps 4 KB pages, and decode then pays a TLB miss every few KB.
+     * Both are freed by {@link #close()}.
      *
      * @throws IsthmusException if the library refuses the configuration (e.g. a pool too large to address)
+     * @throws OutOfMemoryError if the pool cannot be allocated
      */
     public static KvCache create(KvConfig config) {
         Checks.notNull(config, "config");
@@ -108,7 +116,7 @@ public final class KvCache implements AutoCloseable {
         Arena arena = Arena.ofShared();
         try (Arena call = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(Math.max(sizes[0], 1), 64);
-            MemorySegment pool = arena.allocate(Math.max(sizes[1], 1), 64);
+            MemorySegment pool = untouched(Math.max(sizes[1], 1), arena);
             Native.check(Isthmus.isthmus_kv_init(config.toNative(call), state, sizes[0], pool, sizes[1]),
                     "KvCache.create");
             return new KvCache(config, arena, state);
@@ -116,6 +124,35 @@ public final class KvCache implements AutoCloseable {
             arena.close();
             throw e;
         }
+    }
+
+    private static final MethodHandle ALIGNED_ALLOC, FREE;
+    static {
+        Linker linker = Linker.nativeLinker();
+        SymbolLookup libc = linker.defaultLookup();
+        ALIGNED_ALLOC = linker.downcallHandle(libc.find("aligned_alloc").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+        FREE = linker.downcallHandle(libc.find("free").orElseThrow(), FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
+    }
+
+    /** bytes (rounded up to 2 MiB, a multiple of the alignment) from aligned_alloc, freed when arena closes. */
+    private static MemorySegment untouched(long bytes, Arena arena) {
+        long size = (bytes + (1L << 21) - 1) & -(1L << 21);
+        MemorySegment raw;
+        try {
+            raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(1L << 21, size);
+        } catch (Throwable t) {
+            throw new IllegalStateException("KvCache: aligned_alloc failed", t);
+        }
+        if (raw.equals(MemorySegment.NULL))
+            throw new OutOfMemoryError("KvCache: cannot allocate " + bytes + " bytes for the KV pool");
+        return raw.reinterpret(bytes, arena, seg -> {
+            try {
+                FREE.invokeExact(seg);
+            } catch (Throwable t) {
+                throw new IllegalStateException("KvCache: free failed", t);
+            }
+        });
     }
 
     public KvConfig config() {
