@@ -4,6 +4,7 @@
 
 #include "quant/quant.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -390,8 +391,8 @@ typedef struct write_ctx {
     const kv_state *s;
     const int64_t *row0; /* first batch row of each sequence */
     const QUANTIZE_S8_kernel *qk;
-    int bad;             /* a non-finite value met with S8 */
-    int64_t bad_row;
+    _Atomic int bad;     /* 1: a non-finite value met with S8; 2: out of memory (tasks run concurrently) */
+    _Atomic int64_t bad_row;
 } write_ctx;
 
 static void write_task(void *vctx, int64_t i) {

@@ -2,6 +2,7 @@
 /* Rotary position embedding (RoPE), standalone and as used by the fused K append (kvcache.c). */
 #include "kv.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 isthmus_status isthmus__rope_check(const isthmus_rope_params *r, int64_t head_dim, const char *fn) {
@@ -57,7 +58,7 @@ void isthmus__rope_row(float *x, int64_t heads, int64_t head_dim, int64_t pos, c
 typedef struct rope_ctx {
     const isthmus_rope_args *a;
     int64_t per_task;
-    int bad;
+    _Atomic int bad;
 } rope_ctx;
 
 static void rope_task(void *vctx, int64_t task) {
