@@ -131,6 +131,17 @@ static void merge_task(void *vctx, int64_t ti) {
     finish_rows(c, first, o, m, l);
 }
 
+/* Keys [lo, hi) that the query rows [r0, r1) of a sequence (length len, qn new tokens) may see, and
+ * how many KV splits they run in: only sequences with at most 16 new tokens are split (flash-decoding),
+ * at multiples of ISTHMUS_ATTENTION_SPLIT, so the plan depends on the shapes alone. */
+static int32_t tile_keys(int64_t len, int32_t qn, int32_t ratio, int32_t window, int64_t r0, int64_t r1,
+                         int64_t *lo, int64_t *hi) {
+    int64_t p0 = len - qn + r0 / ratio, p1 = len - qn + (r1 - 1) / ratio;
+    *lo = window > 0 && p0 - window + 1 > 0 ? p0 - window + 1 : 0;
+    *hi = p1 + 1;
+    return qn <= 16 ? (int32_t)((*hi - 1) / ISTHMUS_ATTENTION_SPLIT - *lo / ISTHMUS_ATTENTION_SPLIT + 1) : 1;
+}
+
 static const ATTENTION_kernel *pick_kernel(void) {
     for (int32_t isa = isthmus__isa_active(); isa >= ISTHMUS_ISA_REF; isa--) {
         const ATTENTION_kernel *k = isthmus__kernel(ISTHMUS_OP_ATTENTION, isa);
@@ -194,9 +205,7 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
         int64_t rows = (int64_t)qn * ratio;
         for (int64_t r0 = 0; r0 < rows; r0 += ATTN_MAX_ROWS) {
             int64_t r1 = r0 + ATTN_MAX_ROWS < rows ? r0 + ATTN_MAX_ROWS : rows;
-            int64_t p0 = q->len - qn + r0 / ratio, p1 = q->len - qn + (r1 - 1) / ratio;
-            int64_t lo = a->window > 0 && p0 - a->window + 1 > 0 ? p0 - a->window + 1 : 0, hi = p1 + 1;
-            int64_t ns = qn <= 16 ? (hi - 1) / ISTHMUS_ATTENTION_SPLIT - lo / ISTHMUS_ATTENTION_SPLIT + 1 : 1;
+            int64_t lo, hi, ns = tile_keys(q->len, qn, ratio, a->window, r0, r1, &lo, &hi);
             nitems += ns * cfg->kv_heads;
             if (ns > 1) nparts += ns * cfg->kv_heads;
         }
@@ -230,10 +239,8 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
         for (int32_t g = 0; g < cfg->kv_heads; g++) {
             for (int64_t r0 = 0; r0 < rows; r0 += ATTN_MAX_ROWS) {
                 int64_t r1 = r0 + ATTN_MAX_ROWS < rows ? r0 + ATTN_MAX_ROWS : rows;
-                int64_t p0 = q->len - qn + r0 / ratio, p1 = q->len - qn + (r1 - 1) / ratio;
-                int64_t lo = a->window > 0 && p0 - a->window + 1 > 0 ? p0 - a->window + 1 : 0, hi = p1 + 1;
-                int32_t ns = qn <= 16 ? (int32_t)((hi - 1) / ISTHMUS_ATTENTION_SPLIT - lo / ISTHMUS_ATTENTION_SPLIT + 1)
-                                      : 1;
+                int64_t lo, hi;
+                int32_t ns = tile_keys(q->len, qn, ratio, a->window, r0, r1, &lo, &hi);
                 if (ns > 1) c.tiles[c.ntiles++] = c.nitems;
                 for (int32_t sp = 0; sp < ns; sp++) {
                     plan_item *it = &c.items[c.nitems++];

@@ -3,16 +3,13 @@
  * vectors: a group of 16 keys is two ymm vectors, S is computed for 4 rows at a time (8 accumulators)
  * and P.V for 4 rows x 16 dimensions (8 accumulators), which fits the 16 ymm registers.
  */
-#include "kv.h"
+#include "kernel.h"
 
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
-#define KC ATTN_KC
 
-enum { F32 = ISTHMUS_KV_F32, F16 = ISTHMUS_KV_F16, BF16 = ISTHMUS_KV_BF16, S8 = ISTHMUS_KV_S8 };
 
-INLINE int esz(int dt) { return dt == F32 ? 4 : dt == S8 ? 1 : 2; }
 
 INLINE __m256 ld8(int dt, const uint8_t *p) {
     switch (dt) {
@@ -66,15 +63,6 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(b);
 }
 
-typedef struct kgroup {
-    int64_t base;
-    int32_t j0, j1;
-    const uint8_t *kt;
-    int64_t kstep;
-    const float *ks;
-    const uint8_t *v;
-    const float *vs;
-} kgroup;
 
 /* S for RB <= 4 rows and the 16 lanes of one group. */
 /* pf: a group of the next chunk or NULL, prefetched into L2 a line or two per iteration. */
@@ -87,14 +75,14 @@ INLINE void s_group(const int RB, const int dt, const float *qs, int d, const kg
     const char *pk = pf ? (const char *)pf->kt : NULL, *pv = pf ? (const char *)pf->v : NULL;
     const int64_t pkstep = pf ? pf->kstep : 0;
     if (pf && dt == S8) {
-        _mm_prefetch((const char *)pf->ks, _MM_HINT_T1);
-        _mm_prefetch((const char *)pf->vs, _MM_HINT_T1);
+        PREFETCH_L2((const char *)pf->ks);
+        PREFETCH_L2((const char *)pf->vs);
     }
     for (int i = 0; i < d; i++, p += step) {
         if (pk) {
-            if (dt != S8) _mm_prefetch(pk + i * pkstep, _MM_HINT_T1);
-            else if ((i & 3) == 0) _mm_prefetch(pk + (i >> 2) * pkstep, _MM_HINT_T1);
-            _mm_prefetch(pv + i * 16 * esz(dt), _MM_HINT_T1);
+            if (dt != S8) PREFETCH_L2(pk + i * pkstep);
+            else if ((i & 3) == 0) PREFETCH_L2(pk + (i >> 2) * pkstep);
+            PREFETCH_L2(pv + i * 16 * esz(dt));
         }
         __m256 k0, k1;
         if (dt == S8) { /* words of 4 dimensions per key (the VNNI layout): byte i % 4 of 8 words */
@@ -243,73 +231,12 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
     }
 }
 
-static float elem(const kv_state *s, const uint8_t *blk, int32_t h, int32_t slot, int32_t i, int is_k) {
-    const int32_t d = s->cfg.head_dim, bs = s->cfg.block_size;
-    int64_t at = is_k ? kv_k_index(s, h, i, slot) : ((int64_t)h * bs + slot) * d + i;
-    const uint8_t *data = blk + (is_k ? s->k_off : s->v_off);
-    switch (s->cfg.dtype) {
-    case F32: return ((const float *)data)[at];
-    case F16: return f16_to_f32(((const uint16_t *)data)[at]);
-    case BF16: return bf16_to_f32(((const uint16_t *)data)[at]);
-    default:
-        return (float)((const int8_t *)data)[at] *
-               ((const float *)(blk + (is_k ? s->ks_off : s->vs_off)))[(int64_t)h * bs + slot];
-    }
-}
 
 
-/* Up to 4 groups of 16 slots from key kp on (blocks of 16 tokens or more); returns the key after them. */
-static inline int64_t form_groups(const int dt, const attn_unit *u, int64_t kp, kgroup *g, int *ng) {
-    const kv_state *s = u->kv;
-    const int d = u->head_dim, bs = s->cfg.block_size, h = u->kv_head, e = esz(dt);
-    int n = 0;
-    while (n < 4 && kp < u->k_hi) {
-        int64_t b16 = kp & ~(int64_t)15;
-        const uint8_t *blk = kv_block(s, u->layer, u->table[b16 / bs]);
-        int64_t slot16 = b16 % bs;
-        kgroup *gg = &g[n++];
-        gg->base = b16;
-        gg->j0 = (int32_t)(kp - b16);
-        gg->j1 = (int32_t)(u->k_hi - b16 < 16 ? u->k_hi - b16 : 16);
-        gg->kt = blk + s->k_off + ((int64_t)h * d * bs + slot16) * e;
-        gg->kstep = (int64_t)bs * e;
-        gg->v = blk + s->v_off + ((int64_t)h * bs + slot16) * d * e;
-        if (dt == S8) { /* K words of 4 dimensions: word row w of the group at kt + w * kstep */
-            gg->kt = blk + s->k_off + (int64_t)h * d * bs + slot16 * 4;
-            gg->kstep = (int64_t)bs * 4;
-            gg->ks = (const float *)(blk + s->ks_off) + (int64_t)h * bs + slot16;
-            gg->vs = (const float *)(blk + s->vs_off) + (int64_t)h * bs + slot16;
-        }
-        kp = b16 + gg->j1;
-    }
-    *ng = n;
-    return kp;
-}
-
-/* Prefetches the K and V bytes of the groups into L2. */
-static inline void prefetch_groups(const int dt, int d, const kgroup *g, int ng) {
-    const int e = esz(dt);
-    for (int gi = 0; gi < ng; gi++) {
-        const char *k = (const char *)g[gi].kt;
-        if (dt == S8) {
-            for (int w = 0; w < d / 4; w++) _mm_prefetch(k + w * g[gi].kstep, _MM_HINT_T1);
-        } else if (g[gi].kstep == 16 * e) { /* block of 16: K of the group is contiguous */
-            for (int64_t off = 0; off < (int64_t)d * 16 * e; off += 64) _mm_prefetch(k + off, _MM_HINT_T1);
-        } else {
-            for (int i = 0; i < d; i++) _mm_prefetch(k + i * g[gi].kstep, _MM_HINT_T1);
-        }
-        const char *v = (const char *)g[gi].v;
-        for (int64_t off = 0; off < (int64_t)d * 16 * e; off += 64) _mm_prefetch(v + off, _MM_HINT_T1);
-        if (dt == S8) {
-            _mm_prefetch((const char *)g[gi].ks, _MM_HINT_T1);
-            _mm_prefetch((const char *)g[gi].vs, _MM_HINT_T1);
-        }
-    }
-}
 
 INLINE void unit_impl(const int dt, const attn_unit *u) {
     const kv_state *s = u->kv;
-    const int d = u->head_dim, bs = s->cfg.block_size, R = u->rows, h = u->kv_head;
+    const int d = u->head_dim, bs = s->cfg.block_size, R = u->rows;
     float *qs = u->scratch;
     float *S = qs + ATTN_MAX_ROWS * d;
     float *P = S + ATTN_MAX_ROWS * KC;
@@ -348,25 +275,8 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             memcpy(g, gn, sizeof g);
             ng = ngn;
         } else {
-            ng = 0;
-            int64_t b16 = kp & ~(int64_t)15;
-            kgroup *gg = &g[ng++];
-            gg->base = b16;
-            gg->j0 = (int32_t)(kp - b16);
-            gg->j1 = (int32_t)(u->k_hi - b16 < 16 ? u->k_hi - b16 : 16);
-            for (int lane = 0; lane < 16; lane++) {
-                int in = lane >= gg->j0 && lane < gg->j1;
-                const uint8_t *blk = in ? kv_block(s, u->layer, u->table[(b16 + lane) / bs]) : NULL;
-                int32_t slot = (int32_t)((b16 + lane) % bs);
-                for (int i = 0; i < d; i++) {
-                    gk[i * 16 + lane] = in ? elem(s, blk, h, slot, i, 1) : 0.0f;
-                    gv[lane * d + i] = in ? elem(s, blk, h, slot, i, 0) : 0.0f;
-                }
-            }
-            gg->kt = (const uint8_t *)gk;
-            gg->kstep = 16 * 4;
-            gg->v = (const uint8_t *)gv;
-            kp = b16 + gg->j1;
+            ng = 1;
+            kp = gather_group(u, kp, gk, gv, &g[0]);
             s_chunk(F32, R, qs, d, g, ng, gn, 0, S);
             softmax_chunk(F32, u, g, ng, S, P, m, l, corr);
             pv_chunk(F32, R, O, d, P, corr, g, ng);

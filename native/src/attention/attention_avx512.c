@@ -7,16 +7,13 @@
  * Rows of one unit share every K and V load: the query heads of a GQA group and the query tokens of a
  * verify step or a prefill tile. Blocks smaller than 16 tokens are gathered into f32 groups first.
  */
-#include "kv.h"
+#include "kernel.h"
 
 #include "core/simd.h"
 
 #define INLINE static inline __attribute__((always_inline))
-#define KC ATTN_KC
 
-enum { F32 = ISTHMUS_KV_F32, F16 = ISTHMUS_KV_F16, BF16 = ISTHMUS_KV_BF16, S8 = ISTHMUS_KV_S8 };
 
-INLINE int esz(int dt) { return dt == F32 ? 4 : dt == S8 ? 1 : 2; }
 
 /* 16 consecutive elements of type dt as f32. */
 INLINE __m512 ld16(int dt, const uint8_t *p) {
@@ -61,15 +58,6 @@ INLINE __m512 softcap16(__m512 x, float cap) {
     return _mm512_mul_ps(t, _mm512_set1_ps(cap));
 }
 
-typedef struct kgroup {
-    int64_t base;       /* position of lane 0                                  */
-    int32_t j0, j1;     /* lanes holding keys of this unit                     */
-    const uint8_t *kt;  /* K^T at (dimension 0, lane 0)                        */
-    int64_t kstep;      /* bytes from one dimension to the next                */
-    const float *ks;    /* S8: K scales of lanes 0..15                         */
-    const uint8_t *v;   /* V row of lane 0                                     */
-    const float *vs;    /* S8: V scales of lanes 0..15                         */
-} kgroup;
 
 /* S[r][0..16) = sum_i qs[r][i] * K[i][lane] for R <= 8 rows, two accumulator sets (even and odd i) so at
  * least 8 FMA chains are in flight even for R = 4. */
@@ -88,11 +76,11 @@ INLINE void s_group(const int R, const int dt, const float *qs, int d, const kgr
             if (pk) { /* the group's K over the loop (its V: in pv_block) */
                 if (pkstep == 16 * esz(dt)) { /* block of 16: K is d * 16 * e contiguous bytes, 32 * e per iteration */
                     const char *at = pk + (int64_t)i * 16 * esz(dt);
-                    if (esz(dt) >= 2 || (i & 2) == 0) _mm_prefetch(at, _MM_HINT_T1);
-                    if (esz(dt) == 4) _mm_prefetch(at + 64, _MM_HINT_T1);
+                    if (esz(dt) >= 2 || (i & 2) == 0) PREFETCH_L2(at);
+                    if (esz(dt) == 4) PREFETCH_L2(at + 64);
                 } else {
-                    _mm_prefetch(pk + i * pkstep, _MM_HINT_T1);
-                    _mm_prefetch(pk + (i + 1) * pkstep, _MM_HINT_T1);
+                    PREFETCH_L2(pk + i * pkstep);
+                    PREFETCH_L2(pk + (i + 1) * pkstep);
                 }
             }
             __m512 k0 = ld16(dt, p), k1 = ld16(dt, p + step);
@@ -139,7 +127,7 @@ INLINE void pv_block(const int RP, const int NV, const int dt, float *O, int d, 
         const int npass = (d + 63) / 64, pass = dc / 64;
         for (int j = g[gi].j0; j < g[gi].j1; j++, vrow += (int64_t)d * e) {
             if (pv)
-                for (int t = 0; t < e; t++) _mm_prefetch(pv + ((int64_t)(j * npass + pass) * e + t) * 64, _MM_HINT_T1);
+                for (int t = 0; t < e; t++) PREFETCH_L2(pv + ((int64_t)(j * npass + pass) * e + t) * 64);
             __m512 x[4];
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) x[v] = ld16(dt, vrow + 16 * v * e);
@@ -218,20 +206,6 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
     }
 }
 
-/* Element i of key/value `slot` of head h in a block, as f32 (the small-block gather). */
-static float elem(const kv_state *s, const uint8_t *blk, int32_t h, int32_t slot, int32_t i, int is_k) {
-    const int32_t d = s->cfg.head_dim, bs = s->cfg.block_size;
-    int64_t at = is_k ? kv_k_index(s, h, i, slot) : ((int64_t)h * bs + slot) * d + i;
-    const uint8_t *data = blk + (is_k ? s->k_off : s->v_off);
-    float sc = 1.0f;
-    if (s->cfg.dtype == S8) sc = ((const float *)(blk + (is_k ? s->ks_off : s->vs_off)))[(int64_t)h * bs + slot];
-    switch (s->cfg.dtype) {
-    case F32: return ((const float *)data)[at];
-    case F16: return f16_to_f32(((const uint16_t *)data)[at]);
-    case BF16: return bf16_to_f32(((const uint16_t *)data)[at]);
-    default: return (float)((const int8_t *)data)[at] * sc;
-    }
-}
 
 #define S_CASE(Rv) case Rv: s_chunk(Rv, dtc, qs + (int64_t)r0 * d, d, g, ng, gn, r0 ? 0 : ngn, S + r0 * KC); break;
 /* S for all R rows, at most 8 at a time (16 accumulators): R > 8 runs as 8 + the rest, reloading K from L1. */
@@ -258,15 +232,15 @@ INLINE void s_group_s8(const int R, const int32_t *qq, int d, const kgroup *g, c
     const int64_t step = g->kstep;
     const char *pk = pf ? (const char *)pf->kt : NULL;
     if (pf) { /* the scales of that group too: a miss on them stalls the whole group */
-        _mm_prefetch((const char *)pf->ks, _MM_HINT_T1);
-        _mm_prefetch((const char *)pf->vs, _MM_HINT_T1);
+        PREFETCH_L2((const char *)pf->ks);
+        PREFETCH_L2((const char *)pf->vs);
     }
     const __m512i x80 = _mm512_set1_epi8((char)0x80);
     const int words = d / 4;
     for (int w = 0; w < words; w += 2, p += 2 * step) {
         if (pk) {
-            _mm_prefetch(pk + w * step, _MM_HINT_T1);
-            _mm_prefetch(pk + (w + 1) * step, _MM_HINT_T1);
+            PREFETCH_L2(pk + w * step);
+            PREFETCH_L2(pk + (w + 1) * step);
         }
         __m512i k0 = _mm512_xor_si512(_mm512_loadu_si512((const void *)p), x80);
         __m512i k1 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(p + step)), x80);
@@ -299,58 +273,10 @@ INLINE void s_chunk_s8(const int R, const int32_t *qq, int d, const kgroup *g, i
         }                                                                                                  \
     } while (0)
 
-/* Up to 4 groups of 16 slots from key kp on (blocks of 16 tokens or more); returns the key after them. */
-static inline int64_t form_groups(const int dt, const attn_unit *u, int64_t kp, kgroup *g, int *ng) {
-    const kv_state *s = u->kv;
-    const int d = u->head_dim, bs = s->cfg.block_size, h = u->kv_head, e = esz(dt);
-    int n = 0;
-    while (n < 4 && kp < u->k_hi) {
-        int64_t b16 = kp & ~(int64_t)15;
-        const uint8_t *blk = kv_block(s, u->layer, u->table[b16 / bs]);
-        int64_t slot16 = b16 % bs;
-        kgroup *gg = &g[n++];
-        gg->base = b16;
-        gg->j0 = (int32_t)(kp - b16);
-        gg->j1 = (int32_t)(u->k_hi - b16 < 16 ? u->k_hi - b16 : 16);
-        gg->kt = blk + s->k_off + ((int64_t)h * d * bs + slot16) * e;
-        gg->kstep = (int64_t)bs * e;
-        gg->v = blk + s->v_off + ((int64_t)h * bs + slot16) * d * e;
-        if (dt == S8) { /* K words of 4 dimensions: word row w of the group at kt + w * kstep */
-            gg->kt = blk + s->k_off + (int64_t)h * d * bs + slot16 * 4;
-            gg->kstep = (int64_t)bs * 4;
-            gg->ks = (const float *)(blk + s->ks_off) + (int64_t)h * bs + slot16;
-            gg->vs = (const float *)(blk + s->vs_off) + (int64_t)h * bs + slot16;
-        }
-        kp = b16 + gg->j1;
-    }
-    *ng = n;
-    return kp;
-}
-
-/* Prefetches the K and V bytes of the groups into L2. */
-static inline void prefetch_groups(const int dt, int d, const kgroup *g, int ng) {
-    const int e = esz(dt);
-    for (int gi = 0; gi < ng; gi++) {
-        const char *k = (const char *)g[gi].kt;
-        if (dt == S8) {
-            for (int w = 0; w < d / 4; w++) _mm_prefetch(k + w * g[gi].kstep, _MM_HINT_T1);
-        } else if (g[gi].kstep == 16 * e) { /* block of 16: K of the group is contiguous */
-            for (int64_t off = 0; off < (int64_t)d * 16 * e; off += 64) _mm_prefetch(k + off, _MM_HINT_T1);
-        } else {
-            for (int i = 0; i < d; i++) _mm_prefetch(k + i * g[gi].kstep, _MM_HINT_T1);
-        }
-        const char *v = (const char *)g[gi].v;
-        for (int64_t off = 0; off < (int64_t)d * 16 * e; off += 64) _mm_prefetch(v + off, _MM_HINT_T1);
-        if (dt == S8) {
-            _mm_prefetch((const char *)g[gi].ks, _MM_HINT_T1);
-            _mm_prefetch((const char *)g[gi].vs, _MM_HINT_T1);
-        }
-    }
-}
 
 INLINE void unit_impl(const int dt, const attn_unit *u) {
     const kv_state *s = u->kv;
-    const int d = u->head_dim, bs = s->cfg.block_size, R = u->rows, h = u->kv_head;
+    const int d = u->head_dim, bs = s->cfg.block_size, R = u->rows;
     float *qs = u->scratch;
     float *S = qs + ATTN_MAX_ROWS * d;
     float *P = S + ATTN_MAX_ROWS * KC;
@@ -418,25 +344,8 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             memcpy(g1, g2, sizeof g1);
             ng1 = ngn;
         } else { /* blocks of 1..8 tokens: gather 16 keys into f32 */
-            ng = 0;
-            int64_t b16 = kp & ~(int64_t)15;
-            kgroup *gg = &g[ng++];
-            gg->base = b16;
-            gg->j0 = (int32_t)(kp - b16);
-            gg->j1 = (int32_t)(u->k_hi - b16 < 16 ? u->k_hi - b16 : 16);
-            for (int lane = 0; lane < 16; lane++) {
-                int in = lane >= gg->j0 && lane < gg->j1;
-                const uint8_t *blk = in ? kv_block(s, u->layer, u->table[(b16 + lane) / bs]) : NULL;
-                int32_t slot = (int32_t)((b16 + lane) % bs);
-                for (int i = 0; i < d; i++) {
-                    gk[i * 16 + lane] = in ? elem(s, blk, h, slot, i, 1) : 0.0f;
-                    gv[lane * d + i] = in ? elem(s, blk, h, slot, i, 0) : 0.0f;
-                }
-            }
-            gg->kt = (const uint8_t *)gk;
-            gg->kstep = 16 * 4;
-            gg->v = (const uint8_t *)gv;
-            kp = b16 + gg->j1;
+            ng = 1;
+            kp = gather_group(u, kp, gk, gv, &g[0]);
             ngn = 0;
             S_SWITCH(F32);
             softmax_chunk(F32, u, g, ng, S, P, m, l, corr);

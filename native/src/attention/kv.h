@@ -108,6 +108,22 @@ static inline float bf16_to_f32(uint16_t b) {
     return f;
 }
 
+/* Element i of the key (is_k) or value at `slot` of head h in a block, as f32 (int8: times its scale).
+ * The scalar path of the reference kernel, the read-back and the small-block gather of the SIMD kernels. */
+static inline float kv_elem(const kv_state *s, const uint8_t *blk, int32_t h, int32_t slot, int32_t i, int is_k) {
+    const int64_t d = s->cfg.head_dim, bs = s->cfg.block_size;
+    const int64_t at = is_k ? kv_k_index(s, h, i, slot) : ((int64_t)h * bs + slot) * d + i;
+    const uint8_t *data = blk + (is_k ? s->k_off : s->v_off);
+    switch (s->cfg.dtype) {
+    case ISTHMUS_KV_F32: return ((const float *)data)[at];
+    case ISTHMUS_KV_F16: return f16_to_f32(((const uint16_t *)data)[at]);
+    case ISTHMUS_KV_BF16: return bf16_to_f32(((const uint16_t *)data)[at]);
+    default:
+        return (float)((const int8_t *)data)[at] *
+               ((const float *)(blk + (is_k ? s->ks_off : s->vs_off)))[(int64_t)h * bs + slot];
+    }
+}
+
 /* ------------------------------------------------------------------ attention kernel interface */
 
 /* One unit of work: up to ATTN_MAX_ROWS query rows (tokens x heads of one KV head group) of one

@@ -353,31 +353,7 @@ static void store_head(const kv_state *s, uint8_t *blk, int32_t slot, int32_t h,
 }
 
 static void load_head(const kv_state *s, const uint8_t *blk, int32_t slot, int32_t h, float *x, int is_k) {
-    const int32_t d = s->cfg.head_dim, bs = s->cfg.block_size;
-    const uint8_t *data = blk + (is_k ? s->k_off : s->v_off);
-    const int64_t vfirst = ((int64_t)h * bs + slot) * d;
-    switch (s->cfg.dtype) {
-    case ISTHMUS_KV_F32: {
-        const float *p = (const float *)data;
-        for (int32_t i = 0; i < d; i++) x[i] = p[AT(i)];
-        break;
-    }
-    case ISTHMUS_KV_F16: {
-        const uint16_t *p = (const uint16_t *)data;
-        for (int32_t i = 0; i < d; i++) x[i] = f16_to_f32(p[AT(i)]);
-        break;
-    }
-    case ISTHMUS_KV_BF16: {
-        const uint16_t *p = (const uint16_t *)data;
-        for (int32_t i = 0; i < d; i++) x[i] = bf16_to_f32(p[AT(i)]);
-        break;
-    }
-    default: {
-        const int8_t *p = (const int8_t *)data;
-        float sc = ((const float *)(blk + (is_k ? s->ks_off : s->vs_off)))[(int64_t)h * bs + slot];
-        for (int32_t i = 0; i < d; i++) x[i] = (float)p[AT(i)] * sc;
-    }
-    }
+    for (int32_t i = 0; i < s->cfg.head_dim; i++) x[i] = kv_elem(s, blk, h, slot, i, is_k);
 }
 #undef AT
 
