@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 /** Bumped on every incompatible change of this header; the Java loader refuses a mismatch. */
-#define ISTHMUS_ABI_VERSION 2
+#define ISTHMUS_ABI_VERSION 3
 
 /* ---------------------------------------------------------------- status and errors ------ */
 
@@ -399,6 +399,136 @@ typedef struct isthmus_attention_args {
     int32_t window;                 /* 0: none; else each query sees its `window` newest keys        */
 } isthmus_attention_args;
 isthmus_status isthmus_attention(const isthmus_attention_args *args);
+
+/* ---------------------------------------------------------------- sparse matrices -------- */
+
+/**
+ * A pruned weight matrix W[N, K] in one of three exchange formats, described by caller memory. These
+ * are what users build and read back (dense <-> format round trips are exact); isthmus_sparse_pack
+ * turns one into the compact layout the kernels of the active ISA read (like isthmus_gemm_s8_pack).
+ *
+ * CSR   row_ptr[N + 1], col_idx[nnz] (int32 columns, strictly increasing within a row), values[nnz].
+ * BSR   blocks of block_rows x block_cols (1x4, 1x8 or 4x4; N % block_rows == 0 and
+ *       K % block_cols == 0): row_ptr[N / block_rows + 1] over block rows, col_idx[nnz] = block column
+ *       (first column / block_cols, strictly increasing within a block row), values[nnz][br][bc]
+ *       row-major; nnz counts blocks. Zeros inside a stored block are stored.
+ * 2:4   every group of 4 consecutive columns keeps exactly 2 (K % 4 == 0 is required: pad W and X with
+ *       zero columns otherwise). values[N][K / 2]: the kept values of each group in column order.
+ *       meta[N][ceil(K / 16)] uint16: group g of a row is the 4-bit field at bits 4 * (g % 4) of word
+ *       g / 4, holding i0 | i1 << 2, the in-group indices of its two kept values, i0 < i1 (the
+ *       per-row 2-bit-index order of NVIDIA's sparse tensor cores, mma.sp; the GPU issue applies the
+ *       per-thread interleave on top). A group with fewer than 2 nonzeros keeps zeros at the lowest
+ *       free indices. Unused bits of a row's last word are 0. nnz, row_ptr and col_idx are ignored.
+ * S8    values int8 in [-127, 127] (-128 is refused) with one f32 scale per row, scales[N]
+ *       (W ~= values * scales[row], as isthmus_quantize_s8 PER_ROW makes them). F32: scales is NULL.
+ */
+enum {
+    ISTHMUS_SPARSE_CSR = 0,
+    ISTHMUS_SPARSE_BSR = 1,
+    ISTHMUS_SPARSE_2_4 = 2
+};
+/** Value types of sparse matrices. */
+enum {
+    ISTHMUS_DTYPE_F32 = 0,
+    ISTHMUS_DTYPE_S8 = 1
+};
+typedef struct isthmus_sparse_matrix {
+    int64_t n, k;                     /* dense shape [N, K]; K <= ISTHMUS_GEMM_MAX_K                  */
+    int32_t format;                   /* ISTHMUS_SPARSE_*                                           */
+    int32_t dtype;                    /* ISTHMUS_DTYPE_F32 or ISTHMUS_DTYPE_S8                      */
+    int32_t block_rows, block_cols;   /* BSR: 1x4, 1x8, 4x4; ignored for CSR and 2:4                 */
+    int64_t nnz;                      /* CSR: stored elements; BSR: stored blocks                    */
+    const int64_t *row_ptr;           /* CSR, BSR: row_ptr[0] = 0, non-decreasing, last = nnz       */
+    const int32_t *col_idx;           /* CSR, BSR                                                    */
+    const void *values;               /* float or int8_t, shape by format                           */
+    const uint16_t *meta;             /* 2:4 only                                                    */
+    const float *scales;              /* S8: [N], finite and >= 0; F32: NULL                         */
+} isthmus_sparse_matrix;
+
+/**
+ * Checks w completely (every index in range and ordered, row_ptr consistent, 2:4 metadata valid, no
+ * -128 in S8 values) and returns the bytes isthmus_sparse_pack needs for it. A malformed matrix is
+ * refused with ISTHMUS_ERR_INVALID_ARGUMENT naming the first bad row and index; nothing is read out of
+ * bounds of the sizes w states.
+ */
+isthmus_status isthmus_sparse_packed_size(const isthmus_sparse_matrix *w, int64_t *bytes);
+
+/** Validates w as above and packs it for the active ISA into packed (64-byte aligned, packed_size
+ *  bytes). The packed buffer is self-describing, caller-owned, and may be used from many threads. */
+isthmus_status isthmus_sparse_pack(const isthmus_sparse_matrix *w, void *packed, int64_t packed_size);
+
+/** What a packed sparse buffer holds. */
+typedef struct isthmus_sparse_info {
+    int64_t n, k;
+    int64_t nnz;                      /* stored values (blocks count block_rows * block_cols each) */
+    int32_t format, dtype;
+    int32_t block_rows, block_cols;   /* 1x1 for CSR; 1x4 (two of each 4) reported as 1x1 for 2:4   */
+    int32_t isa;                      /* the ISA variant it was packed for                          */
+    int32_t reserved;
+    int64_t bytes;                    /* total size of the packed buffer                            */
+} isthmus_sparse_info;
+isthmus_status isthmus_sparse_packed_info(const void *packed, isthmus_sparse_info *out);
+
+/**
+ * Y[M, N] = X[M, K] . W[N, K]^T (+ bias[N]) with W sparse (packed by isthmus_sparse_pack). Runs on the
+ * library's thread pool; N and K come from the packed W. The variant W was packed for runs; a W packed
+ * for an ISA above the active one (a lower cap set since) is refused with ISTHMUS_ERR_UNSUPPORTED:
+ * pack it again under the active ISA.
+ *  F32 W: x [M, K] f32; y = the f32 sum of w * x over the stored values of the row, in an order that
+ *         depends on the ISA (tests bound the difference from a double reference by
+ *         2 * nnz_row * 2^-24 * sum |w * x| + 1e-30), then + bias.
+ *  S8 W:  xq [M, K] int8 with x_scales [M] (isthmus_quantize_s8 PER_ROW); the int32 sum
+ *         acc = sum wq * xq is exact, and y = fmaf((float)acc, x_scales[m] * scales[n], 0) + bias[n],
+ *         bit-identical for every ISA variant. With c != NULL (and y == NULL) the raw int32 acc is
+ *         written to c [M, N] instead (no scales, no bias).
+ */
+typedef struct isthmus_spmm_args {
+    int64_t m;                        /* 1 ..                                                       */
+    const float *x; int64_t ldx;      /* F32 W: [M, K], ldx >= K; NULL for S8 W                     */
+    const int8_t *xq; int64_t ldxq;   /* S8 W: [M, K], ldxq >= K; NULL for F32 W                    */
+    const float *x_scales;            /* S8 W with y: [M]                                           */
+    const void *w_packed;             /* from isthmus_sparse_pack                                   */
+    const float *bias;                /* [N] or NULL                                                */
+    float *y; int64_t ldy;            /* [M, N] out, ldy >= N                                       */
+    int32_t *c; int64_t ldc;          /* S8 W only, instead of y: [M, N] exact int32 out            */
+} isthmus_spmm_args;
+isthmus_status isthmus_spmm(const isthmus_spmm_args *args);
+
+/* ---------------------------------------------------------------- pruning ---------------- */
+
+/** Which weights compete with which for survival. */
+enum {
+    ISTHMUS_PRUNE_PER_ROW = 0,  /* each row loses round(sparsity * K) weights                        */
+    ISTHMUS_PRUNE_GLOBAL = 1,   /* the matrix loses round(sparsity * N * K) weights                  */
+    ISTHMUS_PRUNE_N_M = 2,      /* every group of nm_m consecutive weights along K keeps its nm_n
+                                   best (2:4, 4:8; 1 <= nm_n < nm_m <= 16, K % nm_m == 0);
+                                   sparsity is ignored                                               */
+    ISTHMUS_PRUNE_BLOCK = 3     /* blocks of block_rows x block_cols (1x4, 1x8, 4x4; N and K
+                                   multiples) scored by the L2 norm of their scores; the matrix loses
+                                   round(sparsity * number of blocks) blocks                          */
+};
+
+/**
+ * Computes a pruning mask for W[N, K] f32. The score of a weight is |w| (magnitude), or with act_norm
+ * given |w| * act_norm[k] (Wanda: act_norm = the L2 norm of column k of the calibration activations).
+ * The lowest scores are removed; exactly the stated count is removed. Equal scores are ordered by a
+ * hash of (seed, row, column), so a mask is reproducible for a seed and ties fall differently for
+ * different seeds. NaN or infinite w or act_norm (or negative act_norm) are refused.
+ * mask[N, K] (ldm >= K): 1 = kept, 0 = removed.
+ */
+typedef struct isthmus_prune_args {
+    int64_t n, k;
+    const float *w; int64_t ldw;      /* [N, K]                                                     */
+    const float *act_norm;            /* [K] or NULL                                                */
+    int32_t structure;                /* ISTHMUS_PRUNE_*                                            */
+    int32_t nm_n, nm_m;               /* N_M only                                                   */
+    int32_t block_rows, block_cols;   /* BLOCK only                                                 */
+    int32_t reserved;
+    double sparsity;                  /* fraction removed, 0 .. 1 (PER_ROW, GLOBAL, BLOCK)          */
+    uint64_t seed;
+    uint8_t *mask; int64_t ldm;       /* [N, K] out                                                 */
+} isthmus_prune_args;
+isthmus_status isthmus_prune_mask(const isthmus_prune_args *args);
 
 #ifdef __cplusplus
 }

@@ -26,9 +26,11 @@ void gfree(void *p) {
     if (p) free((uint8_t *)p - sizeof(ghdr));
 }
 
-extern const test_case core_tests[], quant_tests[], gemm_tests[], attention_tests[];
+extern const test_case core_tests[], quant_tests[], gemm_tests[], attention_tests[], sparse_tests[],
+    sparse24_tests[], prune_tests[];
 
-static const test_case *const suites[] = {core_tests, quant_tests, gemm_tests, attention_tests};
+static const test_case *const suites[] = {core_tests, quant_tests, gemm_tests, attention_tests,
+                                          sparse_tests, sparse24_tests, prune_tests};
 
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;

@@ -50,6 +50,8 @@ typedef enum isthmus_op {
     ISTHMUS_OP_GEMM_S8,
     ISTHMUS_OP_GEMM_S8_S32,
     ISTHMUS_OP_ATTENTION,
+    ISTHMUS_OP_SPMM_BSR,
+    ISTHMUS_OP_SPMM_24,
     ISTHMUS_OP_COUNT
 } isthmus_op;
 
@@ -86,6 +88,8 @@ typedef struct QUANTIZE_S8_kernel {
 struct gemm_problem; /* gemm/gemm.h */
 struct ATTENTION_kernel; /* attention/kv.h */
 typedef struct ATTENTION_kernel ATTENTION_kernel;
+typedef struct SPMM_kernel SPMM_BSR_kernel; /* sparse/sparse.h */
+typedef struct SPMM_kernel SPMM_24_kernel;
 
 /* A GEMM variant: computes rows [m0, m1) x panels [p0, p1) of one problem (m0 a multiple of mr).
  * nr = panel width of the packed layout it reads; comp = 1 when its layout carries the

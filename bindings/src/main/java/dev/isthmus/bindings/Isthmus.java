@@ -23,10 +23,10 @@ public class Isthmus extends Isthmus$shared {
     static final SymbolLookup SYMBOL_LOOKUP = SymbolLookup.loaderLookup()
             .or(Linker.nativeLinker().defaultLookup());
 
-    private static final int ISTHMUS_ABI_VERSION = (int)2L;
+    private static final int ISTHMUS_ABI_VERSION = (int)3L;
     /**
      * {@snippet lang=c :
-     * #define ISTHMUS_ABI_VERSION 2
+     * #define ISTHMUS_ABI_VERSION 3
      * }
      */
     public static int ISTHMUS_ABI_VERSION() {
@@ -2490,6 +2490,391 @@ public class Isthmus extends Isthmus$shared {
         try {
             if (TRACE_DOWNCALLS) {
                 traceDowncall("isthmus_attention", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+    private static final int ISTHMUS_SPARSE_CSR = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_SPARSE_CSR = 0
+     * }
+     */
+    public static int ISTHMUS_SPARSE_CSR() {
+        return ISTHMUS_SPARSE_CSR;
+    }
+    private static final int ISTHMUS_SPARSE_BSR = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_SPARSE_BSR = 1
+     * }
+     */
+    public static int ISTHMUS_SPARSE_BSR() {
+        return ISTHMUS_SPARSE_BSR;
+    }
+    private static final int ISTHMUS_SPARSE_2_4 = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_SPARSE_2_4 = 2
+     * }
+     */
+    public static int ISTHMUS_SPARSE_2_4() {
+        return ISTHMUS_SPARSE_2_4;
+    }
+    private static final int ISTHMUS_DTYPE_F32 = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_DTYPE_F32 = 0
+     * }
+     */
+    public static int ISTHMUS_DTYPE_F32() {
+        return ISTHMUS_DTYPE_F32;
+    }
+    private static final int ISTHMUS_DTYPE_S8 = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_DTYPE_S8 = 1
+     * }
+     */
+    public static int ISTHMUS_DTYPE_S8() {
+        return ISTHMUS_DTYPE_S8;
+    }
+
+    private static class isthmus_sparse_packed_size {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_sparse_packed_size");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_packed_size(const isthmus_sparse_matrix *w, int64_t *bytes)
+     * }
+     */
+    public static FunctionDescriptor isthmus_sparse_packed_size$descriptor() {
+        return isthmus_sparse_packed_size.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_packed_size(const isthmus_sparse_matrix *w, int64_t *bytes)
+     * }
+     */
+    public static MethodHandle isthmus_sparse_packed_size$handle() {
+        return isthmus_sparse_packed_size.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_packed_size(const isthmus_sparse_matrix *w, int64_t *bytes)
+     * }
+     */
+    public static MemorySegment isthmus_sparse_packed_size$address() {
+        return isthmus_sparse_packed_size.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_packed_size(const isthmus_sparse_matrix *w, int64_t *bytes)
+     * }
+     */
+    public static int isthmus_sparse_packed_size(MemorySegment w, MemorySegment bytes) {
+        var mh$ = isthmus_sparse_packed_size.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_sparse_packed_size", w, bytes);
+            }
+            return (int)mh$.invokeExact(w, bytes);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_sparse_pack {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_POINTER,
+            Isthmus.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_sparse_pack");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_pack(const isthmus_sparse_matrix *w, void *packed, int64_t packed_size)
+     * }
+     */
+    public static FunctionDescriptor isthmus_sparse_pack$descriptor() {
+        return isthmus_sparse_pack.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_pack(const isthmus_sparse_matrix *w, void *packed, int64_t packed_size)
+     * }
+     */
+    public static MethodHandle isthmus_sparse_pack$handle() {
+        return isthmus_sparse_pack.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_pack(const isthmus_sparse_matrix *w, void *packed, int64_t packed_size)
+     * }
+     */
+    public static MemorySegment isthmus_sparse_pack$address() {
+        return isthmus_sparse_pack.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_pack(const isthmus_sparse_matrix *w, void *packed, int64_t packed_size)
+     * }
+     */
+    public static int isthmus_sparse_pack(MemorySegment w, MemorySegment packed, long packed_size) {
+        var mh$ = isthmus_sparse_pack.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_sparse_pack", w, packed, packed_size);
+            }
+            return (int)mh$.invokeExact(w, packed, packed_size);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_sparse_packed_info {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_sparse_packed_info");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_packed_info(const void *packed, isthmus_sparse_info *out)
+     * }
+     */
+    public static FunctionDescriptor isthmus_sparse_packed_info$descriptor() {
+        return isthmus_sparse_packed_info.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_packed_info(const void *packed, isthmus_sparse_info *out)
+     * }
+     */
+    public static MethodHandle isthmus_sparse_packed_info$handle() {
+        return isthmus_sparse_packed_info.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_packed_info(const void *packed, isthmus_sparse_info *out)
+     * }
+     */
+    public static MemorySegment isthmus_sparse_packed_info$address() {
+        return isthmus_sparse_packed_info.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sparse_packed_info(const void *packed, isthmus_sparse_info *out)
+     * }
+     */
+    public static int isthmus_sparse_packed_info(MemorySegment packed, MemorySegment out) {
+        var mh$ = isthmus_sparse_packed_info.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_sparse_packed_info", packed, out);
+            }
+            return (int)mh$.invokeExact(packed, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_spmm {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_spmm");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_spmm(const isthmus_spmm_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_spmm$descriptor() {
+        return isthmus_spmm.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_spmm(const isthmus_spmm_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_spmm$handle() {
+        return isthmus_spmm.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_spmm(const isthmus_spmm_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_spmm$address() {
+        return isthmus_spmm.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_spmm(const isthmus_spmm_args *args)
+     * }
+     */
+    public static int isthmus_spmm(MemorySegment args) {
+        var mh$ = isthmus_spmm.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_spmm", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+    private static final int ISTHMUS_PRUNE_PER_ROW = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_PRUNE_PER_ROW = 0
+     * }
+     */
+    public static int ISTHMUS_PRUNE_PER_ROW() {
+        return ISTHMUS_PRUNE_PER_ROW;
+    }
+    private static final int ISTHMUS_PRUNE_GLOBAL = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_PRUNE_GLOBAL = 1
+     * }
+     */
+    public static int ISTHMUS_PRUNE_GLOBAL() {
+        return ISTHMUS_PRUNE_GLOBAL;
+    }
+    private static final int ISTHMUS_PRUNE_N_M = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_PRUNE_N_M = 2
+     * }
+     */
+    public static int ISTHMUS_PRUNE_N_M() {
+        return ISTHMUS_PRUNE_N_M;
+    }
+    private static final int ISTHMUS_PRUNE_BLOCK = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_PRUNE_BLOCK = 3
+     * }
+     */
+    public static int ISTHMUS_PRUNE_BLOCK() {
+        return ISTHMUS_PRUNE_BLOCK;
+    }
+
+    private static class isthmus_prune_mask {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_prune_mask");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_prune_mask(const isthmus_prune_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_prune_mask$descriptor() {
+        return isthmus_prune_mask.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_prune_mask(const isthmus_prune_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_prune_mask$handle() {
+        return isthmus_prune_mask.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_prune_mask(const isthmus_prune_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_prune_mask$address() {
+        return isthmus_prune_mask.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_prune_mask(const isthmus_prune_args *args)
+     * }
+     */
+    public static int isthmus_prune_mask(MemorySegment args) {
+        var mh$ = isthmus_prune_mask.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_prune_mask", args);
             }
             return (int)mh$.invokeExact(args);
         } catch (Error | RuntimeException ex) {

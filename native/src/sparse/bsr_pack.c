@@ -1,0 +1,2 @@
+/* STUB: bsr_pack, to be written. */
+#include "sparse.h"

@@ -1,0 +1,2 @@
+/* STUB: nm24_pack, to be written. */
+#include "sparse.h"

@@ -1,0 +1,73 @@
+/* Sparse matmul internals: the packed header every layout starts with, the problem a kernel sees, and
+ * the kernel type of kernels.def's SPMM_* ops. Each format family (blocked: CSR + BSR; 2:4) defines
+ * its own packed sections after the header, in its own files. */
+#ifndef ISTHMUS_SPARSE_H
+#define ISTHMUS_SPARSE_H
+
+#include "../core/internal.h"
+
+#define SPARSE_MAGIC 0x50535349u /* "ISSP" */
+#define SPARSE_VERSION 1u
+#define SPARSE_HEADER 128        /* bytes before the first section; sections are 64-byte aligned */
+
+/* The first 128 bytes of every packed sparse buffer. Filled by the family's pack(); sparse.c checks
+ * magic, version and total before any kernel reads the rest. */
+typedef struct sparse_hdr {
+    uint32_t magic, version;
+    int32_t isa, format, dtype;
+    int32_t br, bc;              /* block shape (1x1 for CSR and 2:4)                            */
+    int32_t layout;              /* family-defined layout variant                                */
+    int64_t n, k;
+    int64_t nnz;                 /* stored values (blocks x br x bc for BSR; N * K / 2 for 2:4)  */
+    int64_t total;               /* bytes of the whole packed buffer                             */
+    int64_t off[6];              /* family-defined section offsets from the start of the buffer  */
+    int64_t aux[2];              /* family-defined                                               */
+} sparse_hdr;
+_Static_assert(sizeof(sparse_hdr) <= SPARSE_HEADER, "sparse header too large");
+
+/* One call of isthmus_spmm, validated: every pointer the dtype needs is set, shapes agree. */
+typedef struct spmm_problem {
+    int64_t m, n, k;
+    const float *x; int64_t ldx;        /* F32 W                                    */
+    const int8_t *xq; int64_t ldxq;     /* S8 W                                     */
+    const float *x_scales;              /* S8 W with y                              */
+    const sparse_hdr *w;
+    const float *bias;                  /* or NULL                                  */
+    float *y; int64_t ldy;              /* f32 out, or NULL when c is set           */
+    int32_t *c; int64_t ldc;            /* S8 W: exact int32 out, or NULL           */
+} spmm_problem;
+
+/* Section of a packed buffer at byte offset off. */
+static inline const void *sparse_section(const sparse_hdr *h, int64_t off) {
+    return (const char *)h + off;
+}
+
+/* Rounds up to the 64-byte alignment of sections. */
+static inline int64_t sparse_align64(int64_t bytes) { return (bytes + 63) & ~(int64_t)63; }
+
+/*
+ * A variant of one format family. The entry (sparse.c) has validated w completely before calling
+ * packed_size or pack, and validated the problem before run.
+ *  packed_size: total bytes of the packed layout of w (header included), or -1 if it overflows.
+ *  pack:        writes the whole layout (header included) into packed, which has packed_size(w)
+ *               bytes and is 64-byte aligned; must set every field of the header.
+ *  run:         computes the problem (may use isthmus__parallel_for and isthmus__scratch / aligned
+ *               allocations); returns ISTHMUS_OK or ISTHMUS_ERR_OUT_OF_MEMORY (with a message).
+ */
+typedef struct SPMM_kernel {
+    int32_t isa;
+    int64_t (*packed_size)(const isthmus_sparse_matrix *w);
+    void (*pack)(const isthmus_sparse_matrix *w, sparse_hdr *packed);
+    isthmus_status (*run)(const spmm_problem *p);
+} SPMM_kernel;
+
+/* kernels.def ops (typedefs in core/internal.h): SPMM_BSR serves CSR and BSR (CSR is 1x1 blocks),
+ * SPMM_24 serves 2:4. */
+
+/* The int8 epilogue every variant uses, so all give bit-identical y. */
+static inline float spmm_s8_out(int32_t acc, float sx, float sw, const float *bias, int64_t j) {
+    float y = __builtin_fmaf((float)acc, sx * sw, 0.0f);
+    return bias ? y + bias[j] : y;
+}
+
+#endif
