@@ -3,7 +3,8 @@
  *
  * <p>{@link dev.isthmus.Tensor} holds data in native memory, {@link dev.isthmus.quant} quantizes it,
  * {@link dev.isthmus.Ops} multiplies it on the CPU kernels of {@code libisthmus.so},
- * {@link dev.isthmus.attention} runs attention over a paged KV cache, and
+ * {@link dev.isthmus.attention} runs attention over a paged KV cache, {@link dev.isthmus.sparse}
+ * prunes weights and multiplies by sparse matrices, and
  * {@link dev.isthmus.Isthmus} tells which kernels run. Run with
  * {@code --enable-native-access=dev.isthmus.bindings,dev.isthmus} (or {@code ALL-UNNAMED} on the class path).
  */
@@ -12,4 +13,5 @@ module dev.isthmus {
     exports dev.isthmus;
     exports dev.isthmus.quant;
     exports dev.isthmus.attention;
+    exports dev.isthmus.sparse;
 }
