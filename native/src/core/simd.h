@@ -40,6 +40,16 @@ static inline __m512i isthmus_mm512_cvtepu16_epi32(__m256i a) {
     __m256i hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(a, 1));
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
+static inline __m512i isthmus_mm512_cvtepu8_epi32(__m128i a) {
+    __m256i lo = _mm256_cvtepu8_epi32(a);
+    __m256i hi = _mm256_cvtepu8_epi32(_mm_srli_si128(a, 8));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+/* vpermilps (in-lane, bits 1:0 of each index) from the cross-lane permute SIMDe has */
+static inline __m512 isthmus_mm512_permutevar_ps(__m512 a, __m512i idx) {
+    const __m512i base = _mm512_set_epi32(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(_mm512_or_si512(_mm512_and_si512(idx, _mm512_set1_epi32(3)), base), a);
+}
 #else
 #include <immintrin.h>
 #define isthmus_mm512_cvtepi32_ps(a) _mm512_cvtepi32_ps(a)
@@ -48,6 +58,8 @@ static inline __m512i isthmus_mm512_cvtepu16_epi32(__m256i a) {
 #define isthmus_mm512_cvtepi32_epi8(a) _mm512_cvtepi32_epi8(a)
 #define isthmus_mm512_cvtph_ps(a) _mm512_cvtph_ps(a)
 #define isthmus_mm512_cvtepu16_epi32(a) _mm512_cvtepu16_epi32(a)
+#define isthmus_mm512_cvtepu8_epi32(a) _mm512_cvtepu8_epi32(a)
+#define isthmus_mm512_permutevar_ps(a, idx) _mm512_permutevar_ps(a, idx)
 #endif
 
 /* Horizontal max and sum of 16 floats, written from 256/128-bit steps both builds have. */
