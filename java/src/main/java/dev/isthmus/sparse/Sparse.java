@@ -107,7 +107,7 @@ public final class Sparse {
                     + "per row (QuantScheme.int8PerRow())");
         long m = xv.dim(0);
         checkWeights(w, xv.dim(1), "x", xv);
-        requireInt8(w, "quantized activations");
+        requireInt8(w, "quantized activations need");
         checkBiasOut(bias, out, m, w.n(), xv);
         Checks.noOverlap(out, "out", xv, "x.values");
         Checks.noOverlap(out, "out", x.scales(), "x.scales");
@@ -133,7 +133,7 @@ public final class Sparse {
         Checks.matrix(xq, "xq", DType.I8);
         long m = xq.dim(0);
         checkWeights(w, xq.dim(1), "xq", xq);
-        requireInt8(w, "the int32 output");
+        requireInt8(w, "the int32 output needs");
         Checks.output(out, "out", DType.I32);
         if (out.dim(0) != m || out.dim(1) != w.n())
             throw new IllegalArgumentException("out must be [" + m + ", " + w.n() + "] for xq " + Checks.shape(xq)
@@ -187,7 +187,7 @@ public final class Sparse {
 
     private static void requireInt8(SparseMatrix w, String what) {
         if (w.dtype() != DType.I8)
-            throw new IllegalArgumentException("w " + w + " has F32 values: " + what + " needs int8 weights "
+            throw new IllegalArgumentException("w " + w + " has F32 values: " + what + " int8 weights "
                     + "(SparseMatrix.fromDenseInt8 or quantizeInt8())");
     }
 

@@ -459,8 +459,9 @@ public final class SparseMatrix implements AutoCloseable {
                     + " (int32 accumulators must stay exact)");
         if (Long.MAX_VALUE / n < k) throw new IllegalArgumentException(what + ": n * k overflows");
         if (format == SparseFormat.BSR && (n % block.rows() != 0 || k % block.cols() != 0))
-            throw new IllegalArgumentException(what + ": BSR " + block + " needs N % " + block.rows() + " == 0 and K % "
-                    + block.cols() + " == 0, got N = " + n + ", K = " + k);
+            throw new IllegalArgumentException(what + ": BSR " + block + " needs "
+                    + (block.rows() > 1 ? "N % " + block.rows() + " == 0 and " : "") + "K % " + block.cols()
+                    + " == 0, got N = " + n + ", K = " + k);
         if (format == SparseFormat.TWO_FOUR && k % 4 != 0)
             throw new IllegalArgumentException(what + ": 2:4 needs K % 4 == 0 (whole groups of 4 along K), got K = " + k
                     + ": pad W and X with zero columns");

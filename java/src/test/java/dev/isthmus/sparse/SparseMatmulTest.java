@@ -125,6 +125,40 @@ class SparseMatmulTest {
     }
 
     @Test
+    void stridedActivationsAndOutputs() {
+        Random r = new Random(6);
+        int m = 7, n = 20, k = 40, ldx = k + 5, ldy = n + 2;
+        for (Fmt f : SparseTestSupport.FORMATS) {
+            float[] w = SparseTestSupport.randomSparse(r, n, k, f, 0.5);
+            float[] big = SparseTestSupport.randomFloats(r, m * ldx, 1f);
+            float[] packed = new float[m * k];
+            for (int i = 0; i < m; i++) System.arraycopy(big, i * ldx, packed, i * k, k);
+            try (Arena arena = Arena.ofConfined(); Tensor wt = Tensor.of(w, n, k);
+                 SparseMatrix ws = SparseMatrix.fromDense(wt, f.format(), f.block()); SparseMatrix w8 = ws.quantizeInt8();
+                 Tensor xBig = Tensor.of(big, m, ldx); Tensor x = Tensor.of(packed, m, k);
+                 Tensor bias = Tensor.of(SparseTestSupport.randomFloats(r, n, 1f), n);
+                 Tensor want = Sparse.matmul(x, ws, bias); Tensor want8 = Sparse.matmul(x, w8, bias)) {
+                Tensor xs = Tensor.wrap(xBig.segment(), DType.F32, new long[] {m, k}, new long[] {ldx, 1});
+                for (SparseMatrix mat : new SparseMatrix[] {ws, w8}) {
+                    MemorySegment seg = arena.allocate((long) m * ldy * 4, 64);
+                    Tensor y = Tensor.wrap(seg, DType.F32, new long[] {m, n}, new long[] {ldy, 1});
+                    Sparse.matmul(xs, mat, bias, y);
+                    float[] a = y.toFloatArray(), b = (mat == ws ? want : want8).toFloatArray();
+                    for (int i = 0; i < a.length; i++) {
+                        double tol = mat == ws ? 1e-5 * (1 + Math.abs(b[i])) : 0;
+                        assertEquals(b[i], a[i], tol, f + " " + mat.dtype() + " strided y[" + i + "]");
+                    }
+                }
+                Tensor row = xs.rows(3, 4); // one row of the strided view
+                try (Tensor y1 = Sparse.matmul(row, w8, bias)) {
+                    float[] b = want8.toFloatArray();
+                    assertArrayEquals(java.util.Arrays.copyOfRange(b, 3 * n, 4 * n), y1.toFloatArray(), f + " one strided row");
+                }
+            }
+        }
+    }
+
+    @Test
     void int8ExtremesAreExact() {
         // the AVX2 idiom maddubs(abs(a), sign(b, a)) must not saturate: +-127 weights against -128 activations
         for (Isa isa : SparseTestSupport.isas()) {
