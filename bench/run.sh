@@ -6,6 +6,9 @@
 #   bench/run.sh --suite attention [--quick]: attention over the paged KV cache instead (decode GB/s
 # against the read bandwidth, prefill GFLOP/s against the Vector API), written to
 # bench/results/<date>-<cpu>-attention.{md,json,png}; --cases decode-4096-b8-f16,... picks cases.
+#   bench/run.sh --suite sparse [--quick]: sparse matmul (CSR, BSR, 2:4; f32 and int8) against dense
+# OpenBLAS sgemm/sgemv and the project's dense INT8 GEMM, written to
+# bench/results/<date>-<cpu>-sparse.{md,json}; --cases f32-csr-90-m1,... picks cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jdk=""

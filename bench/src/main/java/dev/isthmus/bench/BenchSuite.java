@@ -99,8 +99,8 @@ public final class BenchSuite {
                     rest.add(argv[i]);
                 }
             }
-            if (!suite.equals("gemm") && !suite.equals("attention"))
-                throw new IllegalArgumentException("--suite " + suite + ": known suites are gemm (the default) and attention");
+            if (!suite.equals("gemm") && !suite.equals("attention") && !suite.equals("sparse"))
+                throw new IllegalArgumentException("--suite " + suite + ": known suites are gemm (the default), attention and sparse");
         } catch (IllegalArgumentException e) {
             System.err.println("BenchSuite: " + e.getMessage());
             System.err.println(usage());
@@ -108,6 +108,7 @@ public final class BenchSuite {
             return;
         }
         if (suite.equals("attention")) AttentionSuite.run(argv, rest.toArray(String[]::new));
+        else if (suite.equals("sparse")) SparseSuite.run(argv, rest.toArray(String[]::new));
         else gemm(argv, rest.toArray(String[]::new));
     }
 

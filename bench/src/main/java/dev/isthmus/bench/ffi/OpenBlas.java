@@ -16,7 +16,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 /**
  * FFM downcalls into OpenBLAS ({@code -Disthmus.bench.openblas}, default the Debian libopenblas
- * {@value #DEFAULT_PATH}): {@code cblas_sgemm}, and {@code openblas_set_num_threads} where the
+ * {@value #DEFAULT_PATH}): {@code cblas_sgemm}, {@code cblas_sgemv}, and {@code openblas_set_num_threads} where the
  * library has it (a forked JMH JVM cannot be given OPENBLAS_NUM_THREADS).
  */
 public final class OpenBlas {
@@ -28,7 +28,7 @@ public final class OpenBlas {
     private static String unavailable;
 
     private final Path path;
-    private final MethodHandle sgemm;
+    private final MethodHandle sgemm, sgemv;
     private final MethodHandle setThreads, getConfig;
 
     private OpenBlas(Path path) {
@@ -38,6 +38,9 @@ public final class OpenBlas {
         sgemm = l.downcallHandle(lib.find("cblas_sgemm").orElseThrow(() -> new IllegalStateException("no cblas_sgemm in " + path)),
                 FunctionDescriptor.ofVoid(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT,
                         ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_FLOAT, ADDRESS, JAVA_INT));
+        sgemv = l.downcallHandle(lib.find("cblas_sgemv").orElseThrow(() -> new IllegalStateException("no cblas_sgemv in " + path)),
+                FunctionDescriptor.ofVoid(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT,
+                        JAVA_FLOAT, ADDRESS, JAVA_INT));
         Optional<MemorySegment> st = lib.find("openblas_set_num_threads");
         setThreads = st.map(s -> l.downcallHandle(s, FunctionDescriptor.ofVoid(JAVA_INT))).orElse(null);
         Optional<MemorySegment> gc = lib.find("openblas_get_config");
@@ -94,6 +97,15 @@ public final class OpenBlas {
     public void sgemmXWt(int m, int n, int k, MemorySegment x, MemorySegment w, MemorySegment y) {
         try {
             sgemm.invokeExact(ROW_MAJOR, NO_TRANS, TRANS, m, n, k, 1f, x, k, w, k, 0f, y, n);
+        } catch (Throwable t) {
+            throw BenchShim.rethrow(t);
+        }
+    }
+
+    /** {@code y[N] = w[N,K] . x[K]}, row-major f32 in native memory. */
+    public void sgemv(int n, int k, MemorySegment w, MemorySegment x, MemorySegment y) {
+        try {
+            sgemv.invokeExact(ROW_MAJOR, NO_TRANS, n, k, 1f, w, k, x, 1, 0f, y, 1);
         } catch (Throwable t) {
             throw BenchShim.rethrow(t);
         }
