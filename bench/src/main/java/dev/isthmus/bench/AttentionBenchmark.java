@@ -16,10 +16,6 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
@@ -73,13 +69,7 @@ public class AttentionBenchmark {
         long t0 = System.nanoTime();
         kernel = AttentionKernels.createChecked(i, c, GemmBenchmark.threads(), rotateBytes());
         String describe = kernel.describe() + String.format(Locale.ROOT, "; set up and checked in %.1f s", (System.nanoTime() - t0) / 1e9);
-        String file = System.getProperty(GemmBenchmark.DESCRIBE_PROPERTY);
-        try {
-            if (file != null) Files.writeString(Path.of(file), describe);
-            else System.out.println("# " + impl + " " + workload + ": " + describe);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        GemmBenchmark.publish(impl, workload, describe);
     }
 
     @Benchmark

@@ -7,30 +7,16 @@ import dev.isthmus.bench.report.AttentionReport;
 import dev.isthmus.bench.report.AttentionRow;
 import dev.isthmus.bench.report.Ceilings;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.results.BenchmarkResult;
-import org.openjdk.jmh.results.IterationResult;
 import org.openjdk.jmh.results.RunResult;
-import org.openjdk.jmh.runner.Runner;
-import org.openjdk.jmh.runner.RunnerException;
-import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
-import org.openjdk.jmh.runner.options.OptionsBuilder;
-import org.openjdk.jmh.runner.options.TimeValue;
-import org.openjdk.jmh.runner.options.VerboseMode;
 
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.LocalDate;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collection;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
-import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
 /**
@@ -116,12 +102,7 @@ public final class AttentionSuite {
             System.out.println("read bandwidth not measured: " + ceilings.missing());
 
         // ------------------------------------------------------------ JMH, one fork per combination
-        int warmIt = a.quick ? 1 : 2, measIt = a.quick ? 3 : 5;
-        TimeValue warmT = a.quick ? TimeValue.milliseconds(500) : TimeValue.seconds(1);
-        TimeValue measT = a.quick ? TimeValue.milliseconds(500) : TimeValue.seconds(1);
-        List<String> forkArgs = forkArgs(a.threads);
-        String settings = "forks 1, warmup " + warmIt + " × " + warmT + ", measurement " + measIt + " × " + measT
-                + ", mode average time, JMH " + BenchSuite.jmhVersion() + "; forked JVM args: " + String.join(" ", forkArgs);
+        JmhRun.Settings settings = JmhRun.Settings.of(a.quick, forkArgs(a.threads));
         String date = LocalDate.now().toString();
         String stem = BenchSuite.stem(a.out, date + "-" + Machine.cpuSlug() + "-attention");
         Files.createDirectories(a.out);
@@ -135,35 +116,12 @@ public final class AttentionSuite {
             n++;
             System.out.printf(Locale.ROOT, "[%d/%d] %-21s %-15s ", n, run.size(), c.workload(), c.impl().id);
             System.out.flush();
-            Path comboLog = Files.createTempFile("isthmus-bench-", ".log");
-            Path describe = Files.createTempFile("isthmus-bench-", ".txt");
-            ChainedOptionsBuilder o = new OptionsBuilder()
-                    .include("^" + Pattern.quote(AttentionBenchmark.class.getName()) + "\\.attention$")
-                    .param("workload", c.workload().toString())
-                    .param("impl", c.impl().id)
-                    .forks(1)
-                    .warmupIterations(warmIt).warmupTime(warmT)
-                    .measurementIterations(measIt).measurementTime(measT)
-                    .timeUnit(TimeUnit.MICROSECONDS)
-                    .jvmArgs(forkArgs.toArray(String[]::new))
-                    .jvmArgsAppend("-D" + GemmBenchmark.DESCRIBE_PROPERTY + "=" + describe)
-                    .shouldFailOnError(true)
-                    .verbosity(VerboseMode.NORMAL)
-                    .output(comboLog.toString());
             long t0 = System.nanoTime();
-            AttentionRow row;
-            try {
-                Collection<RunResult> res = new Runner(o.build()).run();
-                row = res.isEmpty() ? AttentionRow.failed(c.workload(), c.impl(), "JMH returned no result") : row(c, res.iterator().next(), describe);
-                all.addAll(res);
-            } catch (RunnerException | RuntimeException e) {
-                row = AttentionRow.failed(c.workload(), c.impl(), BenchSuite.failure(e, comboLog));
-            }
-            String text = Files.exists(comboLog) ? Files.readString(comboLog) : "";
-            Files.writeString(log, "\n######## " + c.workload() + " " + c.impl().id + "\n" + text, StandardCharsets.UTF_8,
-                    StandardOpenOption.CREATE, StandardOpenOption.APPEND);
-            Files.deleteIfExists(comboLog);
-            Files.deleteIfExists(describe);
+            JmhRun.Result r = JmhRun.run(AttentionBenchmark.class, "attention",
+                    Map.of("workload", c.workload().toString(), "impl", c.impl().id), settings, log, c.workload() + " " + c.impl().id);
+            if (r.raw() != null) all.add(r.raw());
+            AttentionRow row = r.ok() ? new AttentionRow(c.workload(), c.impl(), r.iterationsUs(), r.scoreUs(), r.errorUs(), r.describe(), null)
+                    : AttentionRow.failed(c.workload(), c.impl(), r.failure());
             rows.add(row);
             double secs = (System.nanoTime() - t0) / 1e9;
             if (!row.ok())
@@ -178,7 +136,7 @@ public final class AttentionSuite {
         }
 
         // ------------------------------------------------------------ report
-        AttentionReport.Suite suite = new AttentionReport.Suite(date, BenchSuite.commandLine(argv), COMMAND, a.threads, settings, machine,
+        AttentionReport.Suite suite = new AttentionReport.Suite(date, BenchSuite.commandLine(argv), COMMAND, a.threads, settings.describe(), machine,
                 Machine.cacheBytes(3), AttentionBenchmark.rotateBytes(), ceilings, rows, skipped, BenchSuite.jmhJson(all));
         List<Path> files = AttentionReport.write(a.out, stem, suite);
         System.out.println("\nwrote:");
@@ -288,16 +246,5 @@ public final class AttentionSuite {
         if (m.containsKey("Vector API") && ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent())
             m.put("Vector API", "jdk.incubator.vector, " + VectorAttention.species());
         return m;
-    }
-
-    private static AttentionRow row(Combo c, RunResult rr, Path describe) throws IOException {
-        List<Double> its = new ArrayList<>();
-        for (BenchmarkResult br : rr.getBenchmarkResults())
-            for (IterationResult ir : br.getIterationResults()) its.add(ir.getPrimaryResult().getScore());
-        var primary = rr.getPrimaryResult();
-        String kernel = Files.exists(describe) ? Files.readString(describe).strip() : "";
-        if (kernel.isEmpty()) kernel = null;
-        return new AttentionRow(c.workload(), c.impl(), its.stream().mapToDouble(Double::doubleValue).toArray(), primary.getScore(),
-                primary.getScoreError(), kernel, null);
     }
 }

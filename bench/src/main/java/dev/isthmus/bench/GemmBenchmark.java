@@ -77,6 +77,17 @@ public class GemmBenchmark {
         };
     }
 
+    /** Hands the setup's one-line description to the runner (the file it named), or prints it when run directly. */
+    static void publish(String impl, String workload, String describe) {
+        String file = System.getProperty(DESCRIBE_PROPERTY);
+        try {
+            if (file != null) Files.writeString(Path.of(file), describe);
+            else System.out.println("# " + impl + " " + workload + ": " + describe);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     public static int threads() {
         return Integer.getInteger(THREADS_PROPERTY, Runtime.getRuntime().availableProcessors());
     }
@@ -99,13 +110,7 @@ public class GemmBenchmark {
         }
         String describe = kernel.describe() + (n > 1 ? String.format(java.util.Locale.ROOT,
                 "; weights rotate over %d copies (%.0f MB) so they stream from memory", n, n * wb / 1048576.0) : "");
-        String file = System.getProperty(DESCRIBE_PROPERTY);
-        try {
-            if (file != null) Files.writeString(Path.of(file), describe);
-            else System.out.println("# " + impl + " " + shape + ": " + describe);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        publish(impl, shape, describe);
     }
 
     @Benchmark

@@ -16,10 +16,6 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
@@ -70,13 +66,7 @@ public class SparseBenchmark {
         for (int j = 1; j < n; j++) copies[j] = SparseKernels.create(i, c, in, GemmBenchmark.threads());
         String describe = first.describe() + (n > 1 ? String.format(Locale.ROOT,
                 "; weights rotate over %d copies (%.0f MB) so they stream from memory", n, n * bytes / 1048576.0) : "");
-        String file = System.getProperty(GemmBenchmark.DESCRIBE_PROPERTY);
-        try {
-            if (file != null) Files.writeString(Path.of(file), describe);
-            else System.out.println("# " + impl + " " + workload + ": " + describe);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        GemmBenchmark.publish(impl, workload, describe);
     }
 
     @Benchmark

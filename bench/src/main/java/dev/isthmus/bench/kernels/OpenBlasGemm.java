@@ -7,7 +7,10 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-/** OpenBLAS {@code cblas_sgemm} on f32 x and W in native memory, {@code threads} OpenBLAS threads. */
+/**
+ * OpenBLAS {@code cblas_sgemm} on f32 x and W in native memory, {@code threads} OpenBLAS threads; or, with
+ * {@code gemv}, {@code cblas_sgemv} (M = 1: what a caller multiplying one vector uses).
+ */
 public final class OpenBlasGemm implements GemmKernel {
     private final Shape s;
     private final OpenBlas blas;
@@ -15,9 +18,16 @@ public final class OpenBlasGemm implements GemmKernel {
     private final MemorySegment x, w, y;
     private final boolean threadsSet;
     private final int threads;
+    private final boolean gemv;
 
     public OpenBlasGemm(Shape s, float[] xf, float[] wf, int threads) {
+        this(s, xf, wf, threads, false);
+    }
+
+    public OpenBlasGemm(Shape s, float[] xf, float[] wf, int threads, boolean gemv) {
+        if (gemv && s.m() != 1) throw new IllegalArgumentException("sgemv computes one row (M = 1), not " + s);
         this.s = s;
+        this.gemv = gemv;
         blas = OpenBlas.get();
         if (blas == null) throw new IllegalStateException(OpenBlas.unavailableReason());
         this.threads = threads;
@@ -31,7 +41,8 @@ public final class OpenBlasGemm implements GemmKernel {
 
     @Override
     public void run() {
-        blas.sgemmXWt(s.m(), s.n(), s.k(), x, w, y);
+        if (gemv) blas.sgemv(s.n(), s.k(), w, x, y);
+        else blas.sgemmXWt(s.m(), s.n(), s.k(), x, w, y);
     }
 
     @Override
@@ -46,7 +57,7 @@ public final class OpenBlasGemm implements GemmKernel {
 
     @Override
     public String describe() {
-        return blas.config() + ", " + (threadsSet ? threads + " threads (openblas_set_num_threads)" : "default threads");
+        return blas.config() + (gemv ? " cblas_sgemv, " : " cblas_sgemm, ") + (threadsSet ? threads + " threads (openblas_set_num_threads)" : "default threads");
     }
 
     @Override

@@ -64,7 +64,7 @@ public final class SparseKernels {
             case ISTHMUS_AVX512 -> new IsthmusSparse(c, in.x(), in.pruned(), Isa.AVX512, threads);
             case ISTHMUS_AVX2 -> new IsthmusSparse(c, in.x(), in.pruned(), Isa.AVX2, threads);
             case OPENBLAS_SGEMM -> sized(new OpenBlasGemm(s, in.x(), in.w(), threads), 4 * nk);
-            case OPENBLAS_SGEMV -> sized(new OpenBlasGemv(s, in.x(), in.w(), threads), 4 * nk);
+            case OPENBLAS_SGEMV -> sized(new OpenBlasGemm(s, in.x(), in.w(), threads, true), 4 * nk);
             case ISTHMUS_GEMM_S8 -> sized(new IsthmusGemm(s, in.x(), in.w(), Availability.isthmusSupported(), 0, false, threads), nk);
         };
     }
