@@ -15,8 +15,12 @@
 #define MR512 8
 
 /* software prefetch distance in elements of the value stream (bytes: 1 KiB s8, 2 KiB f32) */
+#ifndef PF_S8
 #define PF_S8 1024
+#endif
+#ifndef PF_F32
 #define PF_F32 512
+#endif
 
 #define REP8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
