@@ -28,6 +28,11 @@ static inline __m512i isthmus_mm512_cvtepi8_epi32(__m128i a) {
     __m256i hi = _mm256_cvtepi8_epi32(_mm_srli_si128(a, 8));
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
+static inline __m512i isthmus_mm512_cvtepu8_epi32(__m128i a) {
+    __m256i lo = _mm256_cvtepu8_epi32(a);
+    __m256i hi = _mm256_cvtepu8_epi32(_mm_srli_si128(a, 8));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
 /* values are already in [-127, 127]: the saturating form is exact */
 #define isthmus_mm512_cvtepi32_epi8(a) _mm512_cvtsepi32_epi8(a)
 static inline __m512 isthmus_mm512_cvtph_ps(__m256i a) {
@@ -40,9 +45,17 @@ static inline __m512i isthmus_mm512_cvtepu16_epi32(__m256i a) {
     __m256i hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(a, 1));
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-static inline __m512i isthmus_mm512_cvtepu8_epi32(__m128i a) {
-    __m256i lo = _mm256_cvtepu8_epi32(a);
-    __m256i hi = _mm256_cvtepu8_epi32(_mm_srli_si128(a, 8));
+/* SIMDe 0.7.4's native alias of _mm512_madd_epi16 takes the masked form's four arguments. */
+#define isthmus_mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
+/* 512-bit gathers (scale 4) from two 256-bit ones. */
+static inline __m512 isthmus_mm512_i32gather_ps(__m512i idx, const float *base) {
+    __m256 lo = _mm256_i32gather_ps(base, _mm512_castsi512_si256(idx), 4);
+    __m256 hi = _mm256_i32gather_ps(base, _mm512_extracti64x4_epi64(idx, 1), 4);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+static inline __m512i isthmus_mm512_i32gather_epi32(__m512i idx, const int32_t *base) {
+    __m256i lo = _mm256_i32gather_epi32((const int *)base, _mm512_castsi512_si256(idx), 4);
+    __m256i hi = _mm256_i32gather_epi32((const int *)base, _mm512_extracti64x4_epi64(idx, 1), 4);
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 /* vpermilps (in-lane, bits 1:0 of each index) from the cross-lane permute SIMDe has */
@@ -52,15 +65,27 @@ static inline __m512 isthmus_mm512_permutevar_ps(__m512 a, __m512i idx) {
 }
 #else
 #include <immintrin.h>
+#define isthmus_mm512_madd_epi16(a, b) _mm512_madd_epi16(a, b)
+#define isthmus_mm512_i32gather_ps(idx, base) _mm512_i32gather_ps((idx), (base), 4)
+#define isthmus_mm512_i32gather_epi32(idx, base) _mm512_i32gather_epi32((idx), (base), 4)
 #define isthmus_mm512_cvtepi32_ps(a) _mm512_cvtepi32_ps(a)
 #define isthmus_mm512_cvtps_epi32(a) _mm512_cvtps_epi32(a)
 #define isthmus_mm512_cvtepi8_epi32(a) _mm512_cvtepi8_epi32(a)
+#define isthmus_mm512_cvtepu8_epi32(a) _mm512_cvtepu8_epi32(a)
 #define isthmus_mm512_cvtepi32_epi8(a) _mm512_cvtepi32_epi8(a)
 #define isthmus_mm512_cvtph_ps(a) _mm512_cvtph_ps(a)
 #define isthmus_mm512_cvtepu16_epi32(a) _mm512_cvtepu16_epi32(a)
-#define isthmus_mm512_cvtepu8_epi32(a) _mm512_cvtepu8_epi32(a)
 #define isthmus_mm512_permutevar_ps(a, idx) _mm512_permutevar_ps(a, idx)
 #endif
+
+/* Horizontal sum of 16 int32 (SIMDe 0.7.4 has no _mm512_reduce_add_epi32). */
+static inline int32_t isthmus_mm512_hsum_epi32(__m512i v) {
+    __m256i a = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i b = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    b = _mm_add_epi32(b, _mm_shuffle_epi32(b, 0x4e));
+    b = _mm_add_epi32(b, _mm_shuffle_epi32(b, 0xb1));
+    return _mm_cvtsi128_si32(b);
+}
 
 /* Horizontal max and sum of 16 floats, written from 256/128-bit steps both builds have. */
 static inline float isthmus_mm512_hmax_ps(__m512 v) {

@@ -1,10 +1,42 @@
-/* STUB: spmm_bsr__avx512, to be written (packed_size -1 makes every call fail cleanly). */
-#include "sparse.h"
+/* spmm_bsr__avx512: the CSR/BSR kernel of bsr.h with 16-lane vectors (AVX-512 F/BW/VL; SIMDe-safe:
+ * steps SIMDe 0.7.4 lacks come from core/simd.h). */
+#include "../core/simd.h"
+#include "bsr.h"
 
-static int64_t stub_size(const isthmus_sparse_matrix *w) { (void)w; return -1; }
-static void stub_pack(const isthmus_sparse_matrix *w, sparse_hdr *h) { (void)w; (void)h; }
-static isthmus_status stub_run(const spmm_problem *p) {
-    (void)p;
-    return isthmus__fail(ISTHMUS_ERR_UNSUPPORTED, "spmm_bsr__avx512: not implemented yet");
-}
-const SPMM_kernel spmm_bsr__avx512 = {ISTHMUS_ISA_AVX512, stub_size, stub_pack, stub_run};
+#define BSR_VW 16
+typedef __m512 VF;
+typedef __m512i VI;
+static inline VF vzero(void) { return _mm512_setzero_ps(); }
+static inline VF vset1(float a) { return _mm512_set1_ps(a); }
+static inline VF vload(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float *p, VF a) { _mm512_storeu_ps(p, a); }
+static inline VF vadd(VF a, VF b) { return _mm512_add_ps(a, b); }
+static inline VF vmul(VF a, VF b) { return _mm512_mul_ps(a, b); }
+static inline VF vfmadd(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
+static inline VI vizero(void) { return _mm512_setzero_si512(); }
+static inline VI viset1(int32_t a) { return _mm512_set1_epi32(a); }
+static inline VI viload(const int32_t *p) { return _mm512_loadu_si512((const void *)p); }
+static inline void vistore(int32_t *p, VI a) { _mm512_storeu_si512((void *)p, a); }
+static inline VI viadd(VI a, VI b) { return _mm512_add_epi32(a, b); }
+static inline VI vmadd16(VI a, VI b) { return isthmus_mm512_madd_epi16(a, b); }
+static inline VF vcvt(VI a) { return isthmus_mm512_cvtepi32_ps(a); }
+static inline VI vidx16(const uint16_t *p) { return isthmus_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)); }
+static inline VI vidx8(const uint8_t *p) { return isthmus_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+#define BSR_PERM32 1
+static inline VF vperm32(VF lo, VI idx, VF hi) { return _mm512_permutex2var_ps(lo, idx, hi); }
+static inline VI viperm32(VI lo, VI idx, VI hi) { return _mm512_permutex2var_epi32(lo, idx, hi); }
+static inline VF vgather(const float *base, VI idx) { return isthmus_mm512_i32gather_ps(idx, base); }
+static inline VI vigather(const int32_t *base, VI idx) { return isthmus_mm512_i32gather_epi32(idx, base); }
+static inline VI vw8(const int8_t *p) { return isthmus_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+static inline VF vmaskf(VF a, int n) { return _mm512_maskz_mov_ps((__mmask16)((1u << n) - 1), a); }
+static inline VI vmaski(VI a, int n) { return _mm512_maskz_mov_epi32((__mmask16)((1u << n) - 1), a); }
+static inline float vhsum(VF a) { return isthmus_mm512_hsum_ps(a); }
+static inline int32_t vihsum(VI a) { return isthmus_mm512_hsum_epi32(a); }
+
+#include "bsr.h"
+
+static int64_t avx512_size(const isthmus_sparse_matrix *w) { return bsr_packed_size(w); }
+static void avx512_pack(const isthmus_sparse_matrix *w, sparse_hdr *h) { bsr_pack(w, h, ISTHMUS_ISA_AVX512); }
+static isthmus_status avx512_run(const spmm_problem *p) { return bsr_run_simd(p, "spmm_bsr__avx512"); }
+
+const SPMM_kernel spmm_bsr__avx512 = {ISTHMUS_ISA_AVX512, avx512_size, avx512_pack, avx512_run};
