@@ -110,7 +110,8 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
  *   vidx8 / vidx16 (BSR_VW indices widened to int32), vgather / vigather (scale 4)
  *   vw8 (BSR_VW int8 sign-extended to int32), vmaskf / vmaski (zero lanes >= n), vhsum / vihsum
  * and, where the ISA has a 32-entry two-register permute (AVX-512 vpermt2ps/d), BSR_PERM32 with
- *   vperm32 / viperm32(lo, idx, hi): lane i = (lo:hi)[idx[i] % 32].
+ *   vperm32 / viperm32(lo, idx, hi): lane i = (lo:hi)[idx[i] % 32], and
+ *   vsel32 / visel32(idx, a, b): lane i = bit 5 of idx[i] ? b : a.
  *
  * Two paths:
  *  - M == 1, CSR: each row is a dot product of its values with x at its columns, two independent
@@ -165,34 +166,60 @@ BSR_INLINE int bsr_lo16(int n) { return n < 16 ? n : 16; }
         b += n_;                                                                                  \
     } while (0)
 
-/* Segments in pairs into independent accumulators (the FMA latency, not the loads, would bound one
- * chain); a pair with no entries is skipped. */
-BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp) {
+/* A pair of segments (64 columns, 64-aligned) with n <= 16 entries in all: one vector, each lane's x
+ * picked from four registers (two vpermt2ps, then bit 5 of the column chooses). */
+#define BSR_PAIR_F32(s, n, a)                                                                     \
+    do {                                                                                          \
+        VI i_ = vidx8(v->idx8 + b);                                                               \
+        VF g_ = vsel32(i_, vperm32(vload(xp + (s) * 32), i_, vload(xp + (s) * 32 + 16)),          \
+                       vperm32(vload(xp + (s) * 32 + 32), i_, vload(xp + (s) * 32 + 48)));       \
+        a = vfmadd(vmaskf(vload(v->vf + b), n), vmaskf(g_, n), a);                                \
+        b += n;                                                                                   \
+    } while (0)
+#define BSR_PAIR_S8(s, n, a)                                                                      \
+    do {                                                                                          \
+        VI i_ = vidx8(v->idx8 + b);                                                               \
+        VI g_ = visel32(i_, viperm32(viload(xw + (s) * 32), i_, viload(xw + (s) * 32 + 16)),      \
+                        viperm32(viload(xw + (s) * 32 + 32), i_, viload(xw + (s) * 32 + 48)));   \
+        a = vdpwssd(a, vmaski(vw8(v->vq + b), n), g_);                                     \
+        b += n;                                                                                   \
+    } while (0)
+
+/* Segment pairs alternate between independent accumulators (one chain would be bound by the FMA
+ * latency); a pair with <= 16 entries takes one vector, a fuller one two or three; empty pairs are
+ * skipped. */
+BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, const int PAIR) {
     VF a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
     int64_t b = v->rp[r], s = 0;
     const uint8_t *cnt = v->cnt32 + r * v->nseg;
-    for (; s + 2 <= v->nseg; s += 2) {
-        if (!(cnt[s] | cnt[s + 1])) continue;
-        BSR_SEG_F32(s, a0, a2);
-        BSR_SEG_F32(s + 1, a1, a3);
+    for (; s + 4 <= v->nseg; s += 4) {
+        int n0 = cnt[s] + cnt[s + 1], n1 = cnt[s + 2] + cnt[s + 3];
+        if (PAIR && n0 <= 16) { if (n0) BSR_PAIR_F32(s, n0, a0); }
+        else { BSR_SEG_F32(s, a0, a2); BSR_SEG_F32(s + 1, a1, a3); }
+        if (PAIR && n1 <= 16) { if (n1) BSR_PAIR_F32(s + 2, n1, a1); }
+        else { BSR_SEG_F32(s + 2, a0, a2); BSR_SEG_F32(s + 3, a1, a3); }
     }
-    if (s < v->nseg) BSR_SEG_F32(s, a0, a2);
+    for (; s < v->nseg; s++) BSR_SEG_F32(s, a0, a2);
     return vhsum(vadd(vadd(a0, a1), vadd(a2, a3)));
 }
-BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw) {
+BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw, const int PAIR) {
     VI a0 = vizero(), a1 = vizero(), a2 = vizero(), a3 = vizero();
     int64_t b = v->rp[r], s = 0;
     const uint8_t *cnt = v->cnt32 + r * v->nseg;
-    for (; s + 2 <= v->nseg; s += 2) {
-        if (!(cnt[s] | cnt[s + 1])) continue;
-        BSR_SEG_S8(s, a0, a2);
-        BSR_SEG_S8(s + 1, a1, a3);
+    for (; s + 4 <= v->nseg; s += 4) {
+        int n0 = cnt[s] + cnt[s + 1], n1 = cnt[s + 2] + cnt[s + 3];
+        if (PAIR && n0 <= 16) { if (n0) BSR_PAIR_S8(s, n0, a0); }
+        else { BSR_SEG_S8(s, a0, a2); BSR_SEG_S8(s + 1, a1, a3); }
+        if (PAIR && n1 <= 16) { if (n1) BSR_PAIR_S8(s + 2, n1, a1); }
+        else { BSR_SEG_S8(s + 2, a0, a2); BSR_SEG_S8(s + 3, a1, a3); }
     }
-    if (s < v->nseg) BSR_SEG_S8(s, a0, a2);
+    for (; s < v->nseg; s++) BSR_SEG_S8(s, a0, a2);
     return vihsum(viadd(viadd(a0, a1), viadd(a2, a3)));
 }
+
 #else
-BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp) {
+BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, const int PAIR) {
+    (void)PAIR;
     VF a0 = vzero(), a1 = vzero();
     int64_t b = v->rp[r];
     const uint16_t *cnt = v->cnt256 + r * v->nkb;
@@ -208,7 +235,8 @@ BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp) {
     }
     return vhsum(vadd(a0, a1));
 }
-BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw) {
+BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw, const int PAIR) {
+    (void)PAIR;
     VI a0 = vizero(), a1 = vizero();
     int64_t b = v->rp[r];
     const uint16_t *cnt = v->cnt256 + r * v->nkb;
@@ -234,21 +262,25 @@ typedef struct bsr_job {
     int64_t bounds[BSR_MAXTASK + 1];
 } bsr_job;
 
-static void bsr_m1_task(void *ctx, int64_t t) {
+/* PAIR: sparse enough that most 64-column pairs hold <= 16 entries (else the pair test only costs). */
+BSR_INLINE void bsr_m1_task_t(void *ctx, int64_t t, const int PAIR) {
     bsr_job *j = ctx;
     const spmm_problem *p = j->p;
     const bsr_view *v = &j->v;
-    for (int64_t r = j->bounds[t]; r < j->bounds[t + 1]; r++) {
+    int64_t r = j->bounds[t];
+    for (; r < j->bounds[t + 1]; r++) {
         if (v->dtype == ISTHMUS_DTYPE_F32) {
-            float s = bsr_m1_row_f32(v, r, (const float *)j->xw);
+            float s = bsr_m1_row_f32(v, r, (const float *)j->xw, PAIR);
             p->y[r] = p->bias ? s + p->bias[r] : s;
         } else {
-            int32_t acc = bsr_m1_row_s8(v, r, (const int32_t *)j->xw);
+            int32_t acc = bsr_m1_row_s8(v, r, (const int32_t *)j->xw, PAIR);
             if (p->c) p->c[r] = acc;
             else p->y[r] = spmm_s8_out(acc, p->x_scales[0], v->scl[r], p->bias, r);
         }
     }
 }
+static void bsr_m1_task_pair(void *ctx, int64_t t) { bsr_m1_task_t(ctx, t, 1); }
+static void bsr_m1_task(void *ctx, int64_t t) { bsr_m1_task_t(ctx, t, 0); }
 
 /* ---- XT path */
 static void bsr_xt_build_task(void *ctx, int64_t t) {
@@ -534,7 +566,8 @@ static isthmus_status bsr_run_simd(const spmm_problem *p, const char *name) {
             for (int64_t k = p->k; k < kp; k++) w[k] = 0.0f;
         }
         j->xw = xw;
-        isthmus__parallel_for(ntask, bsr_m1_task, j);
+        /* pairs of segments pay where the average pair holds <= 10 entries (density <= 10 / 64) */
+        isthmus__parallel_for(ntask, v->nblocks * 64 <= 10 * v->n * v->k ? bsr_m1_task_pair : bsr_m1_task, j);
         goto out;
     }
     const int NV = p->m <= BSR_VW ? 1 : 2;
