@@ -111,7 +111,8 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
  *   vw8 (BSR_VW int8 sign-extended to int32), vmaskf / vmaski (zero lanes >= n), vhsum / vihsum
  * and, where the ISA has a 32-entry two-register permute (AVX-512 vpermt2ps/d), BSR_PERM32 with
  *   vperm32 / viperm32(lo, idx, hi): lane i = (lo:hi)[idx[i] % 32], and
- *   vsel32 / visel32(idx, a, b): lane i = bit 5 of idx[i] ? b : a.
+ *   vsel32 / visel32(idx, a, b): lane i = bit 5 of idx[i] ? b : a;
+ * and with BSR_PERM64W (AVX-512 BW) the 32 x 16-bit forms vwload, vidx8w, vw8w, vwmask, vwperm64.
  *
  * Two paths:
  *  - M == 1, CSR: each row is a dot product of its values with x at its columns, two independent
@@ -253,6 +254,36 @@ BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw
 }
 #endif
 
+#ifdef BSR_PERM64W
+/* S8, M == 1, with 16-bit lanes: xq widened to int16 (xw16), a 64-column segment pair is two registers
+ * and one vpermt2w picks up to 32 entries' x at once (the low 6 bits of the column); vpdpwssd sums the
+ * int16 products in pairs into int32, exactly. Pairs alternate between two accumulators. */
+#define BSR_PAIRW(s, a)                                                                           \
+    do {                                                                                          \
+        int n_ = cnt[s] + (s + 1 < v->nseg ? cnt[s + 1] : 0);                                     \
+        if (n_) {                                                                                 \
+            VI lo_ = vwload(xw + (s) * 32), hi_ = vwload(xw + (s) * 32 + 32);                     \
+            do {                                                                                  \
+                int l_ = n_ < 32 ? n_ : 32;                                                       \
+                a = vdpwssd(a, vwmask(vw8w(v->vq + b), l_), vwperm64(lo_, vidx8w(v->idx8 + b), hi_)); \
+                b += l_;                                                                          \
+                n_ -= l_;                                                                         \
+            } while (n_ > 0);                                                                     \
+        }                                                                                         \
+    } while (0)
+BSR_INLINE int32_t bsr_m1_row_s8w(const bsr_view *v, int64_t r, const int16_t *xw) {
+    VI a0 = vizero(), a1 = vizero();
+    int64_t b = v->rp[r], s = 0;
+    const uint8_t *cnt = v->cnt32 + r * v->nseg;
+    for (; s + 4 <= v->nseg; s += 4) {
+        BSR_PAIRW(s, a0);
+        BSR_PAIRW(s + 2, a1);
+    }
+    for (; s < v->nseg; s += 2) BSR_PAIRW(s, a0);
+    return vihsum(viadd(a0, a1));
+}
+#endif
+
 typedef struct bsr_job {
     const spmm_problem *p;
     bsr_view v;
@@ -273,7 +304,11 @@ BSR_INLINE void bsr_m1_task_t(void *ctx, int64_t t, const int PAIR) {
             float s = bsr_m1_row_f32(v, r, (const float *)j->xw, PAIR);
             p->y[r] = p->bias ? s + p->bias[r] : s;
         } else {
+#ifdef BSR_PERM64W
+            int32_t acc = bsr_m1_row_s8w(v, r, (const int16_t *)j->xw);
+#else
             int32_t acc = bsr_m1_row_s8(v, r, (const int32_t *)j->xw, PAIR);
+#endif
             if (p->c) p->c[r] = acc;
             else p->y[r] = spmm_s8_out(acc, p->x_scales[0], v->scl[r], p->bias, r);
         }
@@ -380,26 +415,26 @@ BSR_INLINE void bsr_xt_run_s8(const bsr_view *v, int64_t b, int64_t e, int64_t k
     a1[0] = a1[1] = vizero();
     if (BR == 1 && BC == 1 && NV == 1) {
         for (; b + 4 <= e; b += 4) {
-            a0[0][0] = viadd(a0[0][0], vmadd16(viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB)));
-            a0[1][0] = viadd(a0[1][0], vmadd16(viset1(v->vq[b + 1]), viload(xt + bsr_c(v, b + 1, kbase, 1) * MB)));
-            a0[2][0] = viadd(a0[2][0], vmadd16(viset1(v->vq[b + 2]), viload(xt + bsr_c(v, b + 2, kbase, 1) * MB)));
-            a0[3][0] = viadd(a0[3][0], vmadd16(viset1(v->vq[b + 3]), viload(xt + bsr_c(v, b + 3, kbase, 1) * MB)));
+            a0[0][0] = vdpwssd(a0[0][0], viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB));
+            a0[1][0] = vdpwssd(a0[1][0], viset1(v->vq[b + 1]), viload(xt + bsr_c(v, b + 1, kbase, 1) * MB));
+            a0[2][0] = vdpwssd(a0[2][0], viset1(v->vq[b + 2]), viload(xt + bsr_c(v, b + 2, kbase, 1) * MB));
+            a0[3][0] = vdpwssd(a0[3][0], viset1(v->vq[b + 3]), viload(xt + bsr_c(v, b + 3, kbase, 1) * MB));
         }
-        for (; b < e; b++) a1[0] = viadd(a1[0], vmadd16(viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB)));
+        for (; b < e; b++) a1[0] = vdpwssd(a1[0], viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB));
         a0[0][0] = viadd(viadd(viadd(a0[0][0], a0[1][0]), viadd(a0[2][0], a0[3][0])), a1[0]);
     } else if (BR == 1 && BC == 1) {
         for (; b + 2 <= e; b += 2) {
             const int32_t *x0 = xt + bsr_c(v, b, kbase, 1) * MB, *x1 = xt + bsr_c(v, b + 1, kbase, 1) * MB;
             VI w0 = viset1(v->vq[b]), w1 = viset1(v->vq[b + 1]);
             for (int u = 0; u < NV; u++) {
-                a0[0][u] = viadd(a0[0][u], vmadd16(w0, viload(x0 + u * BSR_VW)));
-                a1[u] = viadd(a1[u], vmadd16(w1, viload(x1 + u * BSR_VW)));
+                a0[0][u] = vdpwssd(a0[0][u], w0, viload(x0 + u * BSR_VW));
+                a1[u] = vdpwssd(a1[u], w1, viload(x1 + u * BSR_VW));
             }
         }
         if (b < e) {
             const int32_t *x0 = xt + bsr_c(v, b, kbase, 1) * MB;
             VI w0 = viset1(v->vq[b]);
-            for (int u = 0; u < NV; u++) a0[0][u] = viadd(a0[0][u], vmadd16(w0, viload(x0 + u * BSR_VW)));
+            for (int u = 0; u < NV; u++) a0[0][u] = vdpwssd(a0[0][u], w0, viload(x0 + u * BSR_VW));
         }
         for (int u = 0; u < NV; u++) a0[0][u] = viadd(a0[0][u], a1[u]);
     } else if (BR == 1) {
@@ -409,8 +444,8 @@ BSR_INLINE void bsr_xt_run_s8(const bsr_view *v, int64_t b, int64_t e, int64_t k
             for (int cc = 0; cc < BC; cc += 2) {
                 VI w0 = viset1(w[cc]), w1 = viset1(w[cc + 1]);
                 for (int u = 0; u < NV; u++) {
-                    a0[0][u] = viadd(a0[0][u], vmadd16(w0, viload(x0 + cc * MB + u * BSR_VW)));
-                    a1[u] = viadd(a1[u], vmadd16(w1, viload(x0 + (cc + 1) * MB + u * BSR_VW)));
+                    a0[0][u] = vdpwssd(a0[0][u], w0, viload(x0 + cc * MB + u * BSR_VW));
+                    a1[u] = vdpwssd(a1[u], w1, viload(x0 + (cc + 1) * MB + u * BSR_VW));
                 }
             }
         }
@@ -422,7 +457,7 @@ BSR_INLINE void bsr_xt_run_s8(const bsr_view *v, int64_t b, int64_t e, int64_t k
             for (int cc = 0; cc < BC; cc++)
                 for (int u = 0; u < NV; u++) {
                     VI xv = viload(x0 + cc * MB + u * BSR_VW);
-                    for (int r = 0; r < BR; r++) a0[r][u] = viadd(a0[r][u], vmadd16(viset1(w[r * BC + cc]), xv));
+                    for (int r = 0; r < BR; r++) a0[r][u] = vdpwssd(a0[r][u], viset1(w[r * BC + cc]), xv);
                 }
         }
     }
@@ -557,9 +592,15 @@ static isthmus_status bsr_run_simd(const spmm_problem *p, const char *name) {
         void *xw = isthmus__scratch((size_t)kp * 4);
         if (!xw) { st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", name); goto out; }
         if (v->dtype == ISTHMUS_DTYPE_S8) {
+#ifdef BSR_PERM64W
+            int16_t *w = xw;
+            for (int64_t k = 0; k < p->k; k++) w[k] = p->xq[k];
+            for (int64_t k = p->k; k < kp; k++) w[k] = 0;
+#else
             int32_t *w = xw;
             for (int64_t k = 0; k < p->k; k++) w[k] = (int32_t)(uint16_t)(int16_t)p->xq[k];
             for (int64_t k = p->k; k < kp; k++) w[k] = 0;
+#endif
         } else {
             float *w = xw;
             memcpy(w, p->x, (size_t)p->k * 4);
