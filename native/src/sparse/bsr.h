@@ -137,6 +137,9 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
 #define BSR_INLINE static inline __attribute__((always_inline))
 #define BSR_MAXTASK 256
 #define BSR_GROUP 32 /* block rows per group at most */
+#ifndef BSR_PF
+#define BSR_PF 2048  /* bytes of f32 values the M == 1 walk prefetches ahead */
+#endif
 
 /* ---- M == 1, CSR */
 #ifdef BSR_PERM32
@@ -195,6 +198,9 @@ BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, c
     const uint8_t *cnt = v->cnt32 + r * v->nseg;
     for (; s + 4 <= v->nseg; s += 4) {
         int n0 = cnt[s] + cnt[s + 1], n1 = cnt[s + 2] + cnt[s + 3];
+        /* the stream runs ahead of what the out-of-order window would fetch by itself */
+        _mm_prefetch((const char *)(v->vf + b) + BSR_PF, _MM_HINT_T0);
+        _mm_prefetch((const char *)(v->idx8 + b) + BSR_PF / 4, _MM_HINT_T0);
         if (PAIR && n0 <= 16) { if (n0) BSR_PAIR_F32(s, n0, a0); }
         else { BSR_SEG_F32(s, a0, a2); BSR_SEG_F32(s + 1, a1, a3); }
         if (PAIR && n1 <= 16) { if (n1) BSR_PAIR_F32(s + 2, n1, a1); }
@@ -276,6 +282,8 @@ BSR_INLINE int32_t bsr_m1_row_s8w(const bsr_view *v, int64_t r, const int16_t *x
     int64_t b = v->rp[r], s = 0;
     const uint8_t *cnt = v->cnt32 + r * v->nseg;
     for (; s + 4 <= v->nseg; s += 4) {
+        _mm_prefetch((const char *)(v->vq + b) + BSR_PF / 4, _MM_HINT_T0);
+        _mm_prefetch((const char *)(v->idx8 + b) + BSR_PF / 4, _MM_HINT_T0);
         BSR_PAIRW(s, a0);
         BSR_PAIRW(s + 2, a1);
     }
@@ -283,6 +291,101 @@ BSR_INLINE int32_t bsr_m1_row_s8w(const bsr_view *v, int64_t r, const int16_t *x
     return vihsum(viadd(a0, a1));
 }
 #endif
+
+/* ---- M == 1, BSR: each block's x is contiguous (one 4- or 8-wide load serves the block; a 4x4 block
+ * reuses it for its 4 rows), so no index per value and no X^T. 128/256-bit steps, both ISAs. S8 reads
+ * x as int16 (xw16) and sums int16 products in pairs exactly (pmaddwd). out[r] = row R * br + r. */
+BSR_INLINE void bsr_m1_bsr_f32(const bsr_view *v, int64_t R, const float *x, float *out) {
+    int64_t b = v->rp[R], e = v->rp[R + 1];
+    if (v->br == 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (; b < e; b++) {
+            __m256 xv = _mm256_broadcast_ps((const __m128 *)(x + (int64_t)v->idx16[b] * 4));
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 16), xv, a0);     /* rows 0, 1 */
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 16 + 8), xv, a1); /* rows 2, 3 */
+        }
+        __m256 h = _mm256_hadd_ps(a0, a1);  /* r0 r0 r2 r2 | r1 r1 r3 r3 (pairs of lanes) */
+        h = _mm256_hadd_ps(h, h);           /* r0 r2 r0 r2 | r1 r3 r1 r3 */
+        __m128 lo = _mm256_castps256_ps128(h), hi = _mm256_extractf128_ps(h, 1);
+        out[0] = _mm_cvtss_f32(lo);
+        out[2] = _mm_cvtss_f32(_mm_shuffle_ps(lo, lo, 1));
+        out[1] = _mm_cvtss_f32(hi);
+        out[3] = _mm_cvtss_f32(_mm_shuffle_ps(hi, hi, 1));
+        return;
+    }
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    if (v->bc == 8) {
+        for (; b + 2 <= e; b += 2) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 8), _mm256_loadu_ps(x + (int64_t)v->idx16[b] * 8), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 8 + 8), _mm256_loadu_ps(x + (int64_t)v->idx16[b + 1] * 8), a1);
+        }
+        if (b < e) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 8), _mm256_loadu_ps(x + (int64_t)v->idx16[b] * 8), a0);
+    } else {
+        for (; b + 4 <= e; b += 4) {
+            __m256 x0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + (int64_t)v->idx16[b] * 4)),
+                                             _mm_loadu_ps(x + (int64_t)v->idx16[b + 1] * 4), 1);
+            __m256 x1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + (int64_t)v->idx16[b + 2] * 4)),
+                                             _mm_loadu_ps(x + (int64_t)v->idx16[b + 3] * 4), 1);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 4), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 4 + 8), x1, a1);
+        }
+        __m128 t = _mm_setzero_ps();
+        for (; b < e; b++) t = _mm_fmadd_ps(_mm_loadu_ps(v->vf + b * 4), _mm_loadu_ps(x + (int64_t)v->idx16[b] * 4), t);
+        a0 = _mm256_add_ps(a0, _mm256_insertf128_ps(_mm256_setzero_ps(), t, 0));
+    }
+    __m256 a = _mm256_add_ps(a0, a1);
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    out[0] = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+
+BSR_INLINE void bsr_m1_bsr_s8(const bsr_view *v, int64_t R, const int16_t *x, int32_t *out) {
+    int64_t b = v->rp[R], e = v->rp[R + 1];
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    if (v->br == 4) {
+        for (; b < e; b++) {
+            __m256i xv = _mm256_set1_epi64x(*(const int64_t *)(x + (int64_t)v->idx16[b] * 4)); /* 4 x int16, x4 */
+            __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v->vq + b * 16)));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(w, xv)); /* lanes 2r, 2r + 1: row r */
+        }
+        int32_t t[8];
+        _mm256_storeu_si256((__m256i *)t, a0);
+        for (int r = 0; r < 4; r++) out[r] = t[2 * r] + t[2 * r + 1];
+        return;
+    }
+    if (v->bc == 8) {
+        for (; b + 2 <= e; b += 2) {
+            __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v->vq + b * 8)));
+            __m256i xv = _mm256_inserti128_si256(
+                _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(x + (int64_t)v->idx16[b] * 8))),
+                _mm_loadu_si128((const __m128i *)(x + (int64_t)v->idx16[b + 1] * 8)), 1);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(w, xv));
+        }
+        for (; b < e; b++) {
+            __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(v->vq + b * 8)));
+            __m128i xv = _mm_loadu_si128((const __m128i *)(x + (int64_t)v->idx16[b] * 8));
+            a1 = _mm256_add_epi32(a1, _mm256_inserti128_si256(_mm256_setzero_si256(), _mm_madd_epi16(w, xv), 0));
+        }
+    } else {
+        for (; b + 4 <= e; b += 4) {
+            __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v->vq + b * 4)));
+            __m256i xv = _mm256_setr_epi64x(*(const int64_t *)(x + (int64_t)v->idx16[b] * 4),
+                                            *(const int64_t *)(x + (int64_t)v->idx16[b + 1] * 4),
+                                            *(const int64_t *)(x + (int64_t)v->idx16[b + 2] * 4),
+                                            *(const int64_t *)(x + (int64_t)v->idx16[b + 3] * 4));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(w, xv));
+        }
+        int32_t t = 0;
+        for (; b < e; b++)
+            for (int c = 0; c < 4; c++) t += (int32_t)v->vq[b * 4 + c] * x[(int64_t)v->idx16[b] * 4 + c];
+        a1 = _mm256_setr_epi32(t, 0, 0, 0, 0, 0, 0, 0);
+    }
+    __m256i a = _mm256_add_epi32(a0, a1);
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+    out[0] = _mm_cvtsi128_si32(q);
+}
 
 typedef struct bsr_job {
     const spmm_problem *p;
@@ -311,6 +414,29 @@ BSR_INLINE void bsr_m1_task_t(void *ctx, int64_t t, const int PAIR) {
 #endif
             if (p->c) p->c[r] = acc;
             else p->y[r] = spmm_s8_out(acc, p->x_scales[0], v->scl[r], p->bias, r);
+        }
+    }
+}
+static void bsr_m1_bsr_task(void *ctx, int64_t t) {
+    bsr_job *j = ctx;
+    const spmm_problem *p = j->p;
+    const bsr_view *v = &j->v;
+    for (int64_t R = j->bounds[t]; R < j->bounds[t + 1]; R++) {
+        if (v->dtype == ISTHMUS_DTYPE_F32) {
+            float o[4];
+            bsr_m1_bsr_f32(v, R, (const float *)j->xw, o);
+            for (int r = 0; r < v->br; r++) {
+                int64_t jj = R * v->br + r;
+                p->y[jj] = p->bias ? o[r] + p->bias[jj] : o[r];
+            }
+        } else {
+            int32_t o[4];
+            bsr_m1_bsr_s8(v, R, (const int16_t *)j->xw, o);
+            for (int r = 0; r < v->br; r++) {
+                int64_t jj = R * v->br + r;
+                if (p->c) p->c[jj] = o[r];
+                else p->y[jj] = spmm_s8_out(o[r], p->x_scales[0], v->scl[jj], p->bias, jj);
+            }
         }
     }
 }
@@ -586,6 +712,19 @@ static isthmus_status bsr_run_simd(const spmm_problem *p, const char *name) {
     if (ntask > v->R) ntask = v->R;
     bsr_split(v, ntask, j->bounds);
     isthmus_status st = ISTHMUS_OK;
+    if (p->m == 1 && !v->csr) {
+        /* x as is, or xq widened to int16 */
+        if (v->dtype == ISTHMUS_DTYPE_S8) {
+            int16_t *w = isthmus__scratch((size_t)p->k * 2);
+            if (!w) { st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", name); goto out; }
+            for (int64_t k = 0; k < p->k; k++) w[k] = p->xq[k];
+            j->xw = w;
+        } else {
+            j->xw = p->x;
+        }
+        isthmus__parallel_for(ntask, bsr_m1_bsr_task, j);
+        goto out;
+    }
     if (p->m == 1 && v->csr) {
         /* x (or xq's int32 form) padded with zeros to whole segments / panels */
         int64_t kp = v->nkb * BSR_PANEL;
