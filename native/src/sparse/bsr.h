@@ -482,30 +482,28 @@ BSR_INLINE void bsr_xt_run_f32(const bsr_view *v, int64_t b, int64_t e, int64_t 
     for (int r = 0; r < 4; r++)
         for (int u = 0; u < 2; u++) a0[r][u] = r < BR && u < NV ? vload(accp + (r * NV + u) * BSR_VW) : vzero();
     a1[0] = a1[1] = vzero();
-    if (BR == 1 && BC == 1 && NV == 1) { /* four chains: the FMA latency would bound fewer */
-        for (; b + 4 <= e; b += 4) {
-            a0[0][0] = vfmadd(vset1(v->vf[b]), vload(xt + bsr_c(v, b, kbase, 1) * MB), a0[0][0]);
-            a0[1][0] = vfmadd(vset1(v->vf[b + 1]), vload(xt + bsr_c(v, b + 1, kbase, 1) * MB), a0[1][0]);
-            a0[2][0] = vfmadd(vset1(v->vf[b + 2]), vload(xt + bsr_c(v, b + 2, kbase, 1) * MB), a0[2][0]);
-            a0[3][0] = vfmadd(vset1(v->vf[b + 3]), vload(xt + bsr_c(v, b + 3, kbase, 1) * MB), a0[3][0]);
-        }
-        for (; b < e; b++) a1[0] = vfmadd(vset1(v->vf[b]), vload(xt + bsr_c(v, b, kbase, 1) * MB), a1[0]);
-        a0[0][0] = vadd(vadd(vadd(a0[0][0], a0[1][0]), vadd(a0[2][0], a0[3][0])), a1[0]);
-    } else if (BR == 1 && BC == 1) {
-        for (; b + 2 <= e; b += 2) {
-            const float *x0 = xt + bsr_c(v, b, kbase, 1) * MB, *x1 = xt + bsr_c(v, b + 1, kbase, 1) * MB;
-            VF w0 = vset1(v->vf[b]), w1 = vset1(v->vf[b + 1]);
-            for (int u = 0; u < NV; u++) {
-                a0[0][u] = vfmadd(w0, vload(x0 + u * BSR_VW), a0[0][u]);
-                a1[u] = vfmadd(w1, vload(x1 + u * BSR_VW), a1[u]);
+    if (BR == 1 && BC == 1) {
+        /* eight values per step: their columns from one 8-byte load, each value broadcast from a
+         * register (a shuffle) rather than from memory, so the loads are the X^T rows alone; four
+         * chains at NV = 1, two per lane group at NV = 2 (the FMA latency would bound fewer) */
+        for (; b + 8 <= e; b += 8) {
+            uint64_t ix;
+            memcpy(&ix, v->idx8 + b, 8);
+            VF w8 = vload8(v->vf + b);
+            for (int i = 0; i < 8; i++) {
+                const float *x0 = xt + (kbase + (int64_t)((ix >> (8 * i)) & 255)) * MB;
+                const int c = NV == 1 ? i & 3 : i & 1;
+                VF w = vlane(w8, i);
+                for (int u = 0; u < NV; u++) a0[c][u] = vfmadd(w, vload(x0 + u * BSR_VW), a0[c][u]);
             }
         }
-        if (b < e) {
+        for (; b < e; b++) {
             const float *x0 = xt + bsr_c(v, b, kbase, 1) * MB;
-            VF w0 = vset1(v->vf[b]);
-            for (int u = 0; u < NV; u++) a0[0][u] = vfmadd(w0, vload(x0 + u * BSR_VW), a0[0][u]);
+            VF w = vset1(v->vf[b]);
+            for (int u = 0; u < NV; u++) a1[u] = vfmadd(w, vload(x0 + u * BSR_VW), a1[u]);
         }
-        for (int u = 0; u < NV; u++) a0[0][u] = vadd(a0[0][u], a1[u]);
+        for (int u = 0; u < NV; u++)
+            a0[0][u] = vadd(vadd(vadd(a0[0][u], a0[1][u]), vadd(a0[2][u], a0[3][u])), a1[u]);
     } else if (BR == 1) {
         for (; b < e; b++) {
             const float *x0 = xt + bsr_c(v, b, kbase, BC) * MB, *w = v->vf + b * BC;

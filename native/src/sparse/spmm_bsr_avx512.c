@@ -13,6 +13,8 @@ static inline void vstore(float *p, VF a) { _mm512_storeu_ps(p, a); }
 static inline VF vadd(VF a, VF b) { return _mm512_add_ps(a, b); }
 static inline VF vmul(VF a, VF b) { return _mm512_mul_ps(a, b); }
 static inline VF vfmadd(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
+static inline VF vload8(const float *p) { return _mm512_castps256_ps512(_mm256_loadu_ps(p)); } /* lanes 8.. unused */
+static inline VF vlane(VF w, int i) { return _mm512_permutexvar_ps(_mm512_set1_epi32(i), w); }
 static inline VI vizero(void) { return _mm512_setzero_si512(); }
 static inline VI viset1(int32_t a) { return _mm512_set1_epi32(a); }
 static inline VI viload(const int32_t *p) { return _mm512_loadu_si512((const void *)p); }
