@@ -193,7 +193,7 @@ BSR_INLINE int bsr_lo16(int n) { return n < 16 ? n : 16; }
  * latency); a pair with <= 16 entries takes one vector, a fuller one two or three; empty pairs are
  * skipped. */
 BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, const int PAIR) {
-    VF a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+    VF a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero(), a4 = vzero();
     int64_t b = v->rp[r], s = 0;
     const uint8_t *cnt = v->cnt32 + r * v->nseg;
     for (; s + 4 <= v->nseg; s += 4) {
@@ -202,12 +202,12 @@ BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, c
         _mm_prefetch((const char *)(v->vf + b) + BSR_PF, _MM_HINT_T0);
         _mm_prefetch((const char *)(v->idx8 + b) + BSR_PF / 4, _MM_HINT_T0);
         if (PAIR && n0 <= 16) { if (n0) BSR_PAIR_F32(s, n0, a0); }
-        else { BSR_SEG_F32(s, a0, a2); BSR_SEG_F32(s + 1, a1, a3); }
+        else { BSR_SEG_F32(s, a0, a4); BSR_SEG_F32(s + 1, a1, a4); }
         if (PAIR && n1 <= 16) { if (n1) BSR_PAIR_F32(s + 2, n1, a1); }
-        else { BSR_SEG_F32(s + 2, a0, a2); BSR_SEG_F32(s + 3, a1, a3); }
+        else { BSR_SEG_F32(s + 2, a2, a4); BSR_SEG_F32(s + 3, a3, a4); }
     }
-    for (; s < v->nseg; s++) BSR_SEG_F32(s, a0, a2);
-    return vhsum(vadd(vadd(a0, a1), vadd(a2, a3)));
+    for (; s < v->nseg; s++) BSR_SEG_F32(s, a0, a4);
+    return vhsum(vadd(vadd(vadd(a0, a1), vadd(a2, a3)), a4));
 }
 BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw, const int PAIR) {
     VI a0 = vizero(), a1 = vizero(), a2 = vizero(), a3 = vizero();
