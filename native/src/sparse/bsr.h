@@ -114,20 +114,24 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
  *   vsel32 / visel32(idx, a, b): lane i = bit 5 of idx[i] ? b : a;
  * and with BSR_PERM64W (AVX-512 BW) the 32 x 16-bit forms vwload, vidx8w, vw8w, vwmask, vwperm64.
  *
- * Two paths:
- *  - M == 1, CSR: each row is a dot product of its values with x at its columns, two independent
- *    accumulators. With BSR_PERM32 the row is walked 32-column segment by segment (cnt32): the segment of
- *    x sits in two registers and vpermt2ps picks every lane's x from the low 5 bits of its index, so there
- *    are no gathers; otherwise the row is walked panel by panel with gathers. S8 uses an int32 copy of xq
- *    holding (uint16)(int16)xq, so pmaddwd with the sign-extended weight gives the exact product (the
- *    high halves multiply 0).
- *  - otherwise: X is transposed per chunk of MB = NV * BSR_VW rows into XT[K][MB] (S8: the same int32
- *    form), and every stored value becomes a broadcast-FMA (S8: pmaddwd + add) over a row of XT: one
- *    vector of MB outputs per output row. The walk is blocked over 256-column panels (cnt256), so the XT
- *    rows a panel touches (256 * MB * 4 bytes) stay in L1 while a group of rows runs over it, the group's
- *    partial sums living in a small buffer; every chunk of X runs over a group before the next group is
- *    read, so each weight byte comes from DRAM once. 4x4 blocks reuse each XT row load for 4 output rows;
- *    1x4 and 1x8 blocks read one index per 4 / 8 values.
+ * Paths:
+ *  - M == 1, CSR. With BSR_PERM32 (AVX-512) the row is walked by 32-column segments (cnt32): the
+ *    segment of x sits in two registers and vpermt2ps picks each lane's x from the low 5 bits of its
+ *    column, so there are no gathers; when the matrix is sparse enough (density <= 10/64) a 64-column
+ *    pair with <= 16 entries takes one vector (two vpermt2ps, bit 5 selects). S8 (BSR_PERM64W) widens xq
+ *    to int16: a 64-column pair is two registers, one vpermt2w serves up to 32 entries and vpdpwssd sums
+ *    the products exactly. Without them (AVX2) the row is walked panel by panel with gathers from x (S8:
+ *    an int32 copy holding (uint16)(int16)xq, so pmaddwd with the sign-extended weight is exact).
+ *  - M == 1, BSR: a block's x is contiguous: one 4/8-wide load per block (4x4: reused for 4 rows).
+ *  - otherwise: X is transposed per chunk of MB = NV * BSR_VW rows into XT[K][MB] (S8: the int32 form
+ *    above), and every stored value becomes a broadcast-FMA (S8: vpdpwssd) over a row of XT: one
+ *    vector of MB outputs per output row. CSR takes eight values per step (columns from one load, the
+ *    values broadcast by shuffle) so the loads are the XT rows alone. With one chunk the rows are walked
+ *    in order (the weights stream once, XT stays in L2); with several, each group of rows (<= 64 KiB of
+ *    values) runs panel-major (256 columns at a time, cnt256) for every chunk, its partial sums in a
+ *    small buffer and the next group's weights prefetched meanwhile, so each weight byte comes from DRAM
+ *    once. 4x4 blocks reuse each XT row load for 4 output rows; 1x4 and 1x8 blocks read one index per
+ *    4 / 8 values.
  * Tasks own ranges of block rows balanced by work (bsr_split); how a row is computed never depends on
  * the range it falls in, so results do not depend on the thread count.
  */
