@@ -509,17 +509,15 @@ BSR_INLINE void bsr_xt_run_f32(const bsr_view *v, int64_t b, int64_t e, int64_t 
         for (int u = 0; u < NV; u++)
             a0[0][u] = vadd(vadd(vadd(a0[0][u], a0[1][u]), vadd(a0[2][u], a0[3][u])), a1[u]);
     } else if (BR == 1) {
-        for (; b < e; b++) {
+        for (; b < e; b++) { /* four chains at NV = 1, two per lane group at NV = 2 */
             const float *x0 = xt + bsr_c(v, b, kbase, BC) * MB, *w = v->vf + b * BC;
-            for (int cc = 0; cc < BC; cc += 2) {
-                VF w0 = vset1(w[cc]), w1 = vset1(w[cc + 1]);
-                for (int u = 0; u < NV; u++) {
-                    a0[0][u] = vfmadd(w0, vload(x0 + cc * MB + u * BSR_VW), a0[0][u]);
-                    a1[u] = vfmadd(w1, vload(x0 + (cc + 1) * MB + u * BSR_VW), a1[u]);
-                }
+            for (int cc = 0; cc < BC; cc++) {
+                const int c = NV == 1 ? cc & 3 : cc & 1;
+                VF w0 = vset1(w[cc]);
+                for (int u = 0; u < NV; u++) a0[c][u] = vfmadd(w0, vload(x0 + cc * MB + u * BSR_VW), a0[c][u]);
             }
         }
-        for (int u = 0; u < NV; u++) a0[0][u] = vadd(a0[0][u], a1[u]);
+        for (int u = 0; u < NV; u++) a0[0][u] = vadd(vadd(a0[0][u], a0[1][u]), vadd(a0[2][u], a0[3][u]));
     } else {
         for (; b < e; b++) {
             const float *x0 = xt + bsr_c(v, b, kbase, BC) * MB, *w = v->vf + b * BR * BC;
@@ -569,15 +567,13 @@ BSR_INLINE void bsr_xt_run_s8(const bsr_view *v, int64_t b, int64_t e, int64_t k
         for (; b < e; b++) {
             const int32_t *x0 = xt + bsr_c(v, b, kbase, BC) * MB;
             const int8_t *w = v->vq + b * BC;
-            for (int cc = 0; cc < BC; cc += 2) {
-                VI w0 = viset1(w[cc]), w1 = viset1(w[cc + 1]);
-                for (int u = 0; u < NV; u++) {
-                    a0[0][u] = vdpwssd(a0[0][u], w0, viload(x0 + cc * MB + u * BSR_VW));
-                    a1[u] = vdpwssd(a1[u], w1, viload(x0 + (cc + 1) * MB + u * BSR_VW));
-                }
+            for (int cc = 0; cc < BC; cc++) {
+                const int c = NV == 1 ? cc & 3 : cc & 1;
+                VI w0 = viset1(w[cc]);
+                for (int u = 0; u < NV; u++) a0[c][u] = vdpwssd(a0[c][u], w0, viload(x0 + cc * MB + u * BSR_VW));
             }
         }
-        for (int u = 0; u < NV; u++) a0[0][u] = viadd(a0[0][u], a1[u]);
+        for (int u = 0; u < NV; u++) a0[0][u] = viadd(viadd(a0[0][u], a0[1][u]), viadd(a0[2][u], a0[3][u]));
     } else {
         for (; b < e; b++) {
             const int32_t *x0 = xt + bsr_c(v, b, kbase, BC) * MB;
