@@ -58,8 +58,17 @@ static inline __m512i isthmus_mm512_i32gather_epi32(__m512i idx, const int32_t *
     __m256i hi = _mm256_i32gather_epi32((const int *)base, _mm512_extracti64x4_epi64(idx, 1), 4);
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
+/* SIMDe 0.7.4 has no 512-bit expand: lane i of the result is the next unused lane of a (from lane 0)
+ * where bit i of k is set, else 0. */
+static inline __m512 isthmus_mm512_maskz_expand_ps(__mmask16 k, __m512 a) {
+    float s[16], d[16];
+    _mm512_storeu_ps(s, a);
+    for (int i = 0, j = 0; i < 16; i++) d[i] = (k >> i) & 1 ? s[j++] : 0.0f;
+    return _mm512_loadu_ps(d);
+}
 #else
 #include <immintrin.h>
+#define isthmus_mm512_maskz_expand_ps(k, a) _mm512_maskz_expand_ps((k), (a))
 #define isthmus_mm512_madd_epi16(a, b) _mm512_madd_epi16(a, b)
 #define isthmus_mm512_i32gather_ps(idx, base) _mm512_i32gather_ps((idx), (base), 4)
 #define isthmus_mm512_i32gather_epi32(idx, base) _mm512_i32gather_epi32((idx), (base), 4)

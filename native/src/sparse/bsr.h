@@ -12,6 +12,10 @@
  *   off[3] scl   f32 [N]                    S8 only: per-row weight scales
  *   off[4] cnt256 uint16 [R][nkb]           blocks of each block row that start in each panel
  *   off[5] cnt32  uint8 [R][nseg]           CSR only: nonzeros of each row in each 32-column segment
+ *   then   bm     uint64 [R][nw]            CSR f32 only, and only when some row is dense enough for it
+ *                (bsr_bm_row): bit c % 64 of word c / 64 set where column c of the row is stored;
+ *                nw = ceil(K / 64). Its offset follows from the others (bsr_bm_off); it is present
+ *                iff the header's total reaches past that offset.
  * aux[0] = nblocks, aux[1] = R.
  *
  * A CSR f32 nonzero costs 5 bytes (+ 1/32 byte per column for cnt32), an S8 one 2 bytes; BSR 1x4/1x8/4x4
@@ -36,8 +40,21 @@
 enum { BSR_IDX16 = 0, BSR_SEG8 = 2 };
 _Static_assert(ISTHMUS_GEMM_MAX_K / 4 <= 65536, "BSR block columns (bc >= 4) must fit 16 bits");
 
+/* A CSR f32 row is walked by its bitmap (M == 1, AVX-512) when it holds >= K / BSR_BM_DEN values: per
+ * 16 columns a 16-bit mask, 16 values loaded from the running cursor and expanded onto their columns
+ * (vexpandps), one FMA with x as is; the stream is 4 B per value + 1/8 B per column, against 5 B +
+ * 1/32 B per column for the segment walk, and the work is per column rather than per entry. */
+#ifndef BSR_BM_DEN
+#define BSR_BM_DEN 8
+#endif
+static inline int bsr_bm_row(int64_t nnz_row, int64_t k) { return nnz_row > 0 && nnz_row * BSR_BM_DEN >= k; }
+/* Offset of the bitmap section: the end of cnt32 (CSR). */
+static inline int64_t bsr_bm_off(int64_t off5, int64_t R, int64_t k) {
+    return sparse_align64(off5 + R * ((k + BSR_SEG - 1) / BSR_SEG));
+}
+
 typedef struct bsr_view {
-    int64_t n, k, R, nblocks, nkb, nseg;
+    int64_t n, k, R, nblocks, nkb, nseg, nw;
     int32_t br, bc, dtype, csr;
     const int64_t *rp;
     const uint8_t *idx8;
@@ -47,6 +64,7 @@ typedef struct bsr_view {
     const float *scl;
     const uint16_t *cnt256;
     const uint8_t *cnt32;
+    const uint64_t *bm; /* or NULL */
 } bsr_view;
 
 static inline bsr_view bsr_view_of(const sparse_hdr *h) {
@@ -69,6 +87,10 @@ static inline bsr_view bsr_view_of(const sparse_hdr *h) {
     v.scl = h->dtype == ISTHMUS_DTYPE_S8 ? sparse_section(h, h->off[3]) : NULL;
     v.cnt256 = sparse_section(h, h->off[4]);
     v.cnt32 = v.csr ? sparse_section(h, h->off[5]) : NULL;
+    v.nw = (h->k + 63) / 64;
+    v.bm = NULL;
+    if (v.csr && h->dtype == ISTHMUS_DTYPE_F32 && h->total > bsr_bm_off(h->off[5], v.R, h->k))
+        v.bm = sparse_section(h, bsr_bm_off(h->off[5], v.R, h->k));
     return v;
 }
 
@@ -213,6 +235,37 @@ BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, c
     for (; s < v->nseg; s++) BSR_SEG_F32(s, a0, a4);
     return vhsum(vadd(vadd(vadd(a0, a1), vadd(a2, a3)), a4));
 }
+#ifdef BSR_EXPAND
+/* A row by its bitmap (bsr_bm_row): 64 columns per step, one 16-column chunk per accumulator; the
+ * chunk cursors come from popcounts of the word's prefixes, so the only chain across steps is one add.
+ * The 16-value loads may run past the row (into the next rows or the zero padding); vexpand keeps the
+ * first popcount(mask) of them. */
+BSR_INLINE float bsr_m1_row_bm(const bsr_view *v, int64_t r, const float *xp) {
+    VF a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+    const uint64_t *bm = v->bm + r * v->nw;
+    const float *w = v->vf + v->rp[r];
+    for (int64_t q = 0; q < v->nw; q++) {
+        uint64_t m = bm[q];
+#ifndef BSR_BM_HINT
+#define BSR_BM_HINT _MM_HINT_T0
+#endif
+        _mm_prefetch((const char *)w + BSR_PF, BSR_BM_HINT);
+#ifdef BSR_BM_PF2
+        _mm_prefetch((const char *)w + BSR_PF + 64, BSR_BM_HINT);
+#endif
+        _mm_prefetch((const char *)(bm + q) + BSR_PF / 8, BSR_BM_HINT);
+        const float *w1 = w + __builtin_popcountll(m & 0xffffu), *w2 = w + __builtin_popcountll(m & 0xffffffffu),
+                    *w3 = w + __builtin_popcountll(m & 0xffffffffffffu);
+        const float *x = xp + q * 64;
+        a0 = vfmadd(vexpand((unsigned)m & 0xffffu, w), vload(x), a0);
+        a1 = vfmadd(vexpand((unsigned)(m >> 16) & 0xffffu, w1), vload(x + 16), a1);
+        a2 = vfmadd(vexpand((unsigned)(m >> 32) & 0xffffu, w2), vload(x + 32), a2);
+        a3 = vfmadd(vexpand((unsigned)(m >> 48), w3), vload(x + 48), a3);
+        w += __builtin_popcountll(m);
+    }
+    return vhsum(vadd(vadd(a0, a1), vadd(a2, a3)));
+}
+#endif
 BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw, const int PAIR) {
     VI a0 = vizero(), a1 = vizero(), a2 = vizero(), a3 = vizero();
     int64_t b = v->rp[r], s = 0;
@@ -408,7 +461,12 @@ BSR_INLINE void bsr_m1_task_t(void *ctx, int64_t t, const int PAIR) {
     int64_t r = j->bounds[t];
     for (; r < j->bounds[t + 1]; r++) {
         if (v->dtype == ISTHMUS_DTYPE_F32) {
+#ifdef BSR_EXPAND
+            float s = v->bm && bsr_bm_row(v->rp[r + 1] - v->rp[r], v->k) ? bsr_m1_row_bm(v, r, (const float *)j->xw)
+                                                                       : bsr_m1_row_f32(v, r, (const float *)j->xw, PAIR);
+#else
             float s = bsr_m1_row_f32(v, r, (const float *)j->xw, PAIR);
+#endif
             p->y[r] = p->bias ? s + p->bias[r] : s;
         } else {
 #ifdef BSR_PERM64W
