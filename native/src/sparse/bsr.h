@@ -43,9 +43,12 @@ _Static_assert(ISTHMUS_GEMM_MAX_K / 4 <= 65536, "BSR block columns (bc >= 4) mus
 /* A CSR f32 row is walked by its bitmap (M == 1, AVX-512) when it holds >= K / BSR_BM_DEN values: per
  * 16 columns a 16-bit mask, 16 values loaded from the running cursor and expanded onto their columns
  * (vexpandps), one FMA with x as is; the stream is 4 B per value + 1/8 B per column, against 5 B +
- * 1/32 B per column for the segment walk, and the work is per column rather than per entry. */
+ * 1/32 B per column for the segment walk, but the work is per column (~4 ns per 64 columns and core
+ * on the EPYC dev machine) rather than per entry. Measured crossover (K = N = 4096, 2 threads, M = 1,
+ * bitmap vs segments): density 10%: 560 vs 364 us, 12.5%: 676-706 vs 437-441, 15%: 644-655 vs
+ * 505-567, 20%: 647-678 vs 679-720, 30%: 600-670 vs 950-1100; hence 1/5. */
 #ifndef BSR_BM_DEN
-#define BSR_BM_DEN 8
+#define BSR_BM_DEN 5
 #endif
 static inline int bsr_bm_row(int64_t nnz_row, int64_t k) { return nnz_row > 0 && nnz_row * BSR_BM_DEN >= k; }
 /* Offset of the bitmap section: the end of cnt32 (CSR). */
@@ -144,6 +147,8 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
  *    to int16: a 64-column pair is two registers, one vpermt2w serves up to 32 entries and vpdpwssd sums
  *    the products exactly. Without them (AVX2) the row is walked panel by panel with gathers from x (S8:
  *    an int32 copy holding (uint16)(int16)xq, so pmaddwd with the sign-extended weight is exact).
+ *    F32 rows dense enough (bsr_bm_row) take the bitmap walk instead where the ISA has vexpandps
+ *    (BSR_EXPAND: AVX-512): 64 columns per step, values expanded onto their columns, x read as is.
  *  - M == 1, BSR: a block's x is contiguous: one 4/8-wide load per block (4x4: reused for 4 rows).
  *  - otherwise: X is transposed per chunk of MB = NV * BSR_VW rows into XT[K][MB] (S8: the int32 form
  *    above), and every stored value becomes a broadcast-FMA (S8: vpdpwssd) over a row of XT: one
@@ -236,6 +241,12 @@ BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, c
     return vhsum(vadd(vadd(vadd(a0, a1), vadd(a2, a3)), a4));
 }
 #ifdef BSR_EXPAND
+#ifndef BSR_BM_HINT
+#define BSR_BM_HINT _MM_HINT_T1
+#endif
+#ifndef BSR_BM_PFD
+#define BSR_BM_PFD 8192 /* bytes ahead (T1 at 4-16 KiB measured alike; T0 at 2 KiB: 20% slower) */
+#endif
 /* A row by its bitmap (bsr_bm_row): 64 columns per step, one 16-column chunk per accumulator; the
  * chunk cursors come from popcounts of the word's prefixes, so the only chain across steps is one add.
  * The 16-value loads may run past the row (into the next rows or the zero padding); vexpand keeps the
@@ -246,16 +257,15 @@ BSR_INLINE float bsr_m1_row_bm(const bsr_view *v, int64_t r, const float *xp) {
     const float *w = v->vf + v->rp[r];
     for (int64_t q = 0; q < v->nw; q++) {
         uint64_t m = bm[q];
-#ifndef BSR_BM_HINT
-#define BSR_BM_HINT _MM_HINT_T0
-#endif
-        _mm_prefetch((const char *)w + BSR_PF, BSR_BM_HINT);
-#ifdef BSR_BM_PF2
-        _mm_prefetch((const char *)w + BSR_PF + 64, BSR_BM_HINT);
-#endif
-        _mm_prefetch((const char *)(bm + q) + BSR_PF / 8, BSR_BM_HINT);
         const float *w1 = w + __builtin_popcountll(m & 0xffffu), *w2 = w + __builtin_popcountll(m & 0xffffffffu),
                     *w3 = w + __builtin_popcountll(m & 0xffffffffffffu);
+        /* one prefetch per 16-column chunk: chunk starts are <= 64 bytes apart, so every line of the
+         * stream is asked for at any density; into L2 (the L1 fill buffers would bound the stream) */
+        _mm_prefetch((const char *)w + BSR_BM_PFD, BSR_BM_HINT);
+        _mm_prefetch((const char *)w1 + BSR_BM_PFD, BSR_BM_HINT);
+        _mm_prefetch((const char *)w2 + BSR_BM_PFD, BSR_BM_HINT);
+        _mm_prefetch((const char *)w3 + BSR_BM_PFD, BSR_BM_HINT);
+        _mm_prefetch((const char *)(bm + q) + BSR_BM_PFD / 8, BSR_BM_HINT);
         const float *x = xp + q * 64;
         a0 = vfmadd(vexpand((unsigned)m & 0xffffu, w), vload(x), a0);
         a1 = vfmadd(vexpand((unsigned)(m >> 16) & 0xffffu, w1), vload(x + 16), a1);
