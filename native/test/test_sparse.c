@@ -8,8 +8,9 @@
  *  S8:  the int32 output c equals the exact sum; y equals fmaf((float)acc, sx * sw, 0) (+ bias)
  *       computed here from the exact sum, so every ISA is bit-identical.
  * Outputs are written through strides with sentinel padding (ld > N) that must survive, into guarded
- * buffers; shapes include 1, odd, primes, 4096, deep K (the 16-bit / 32-bit column layouts and
- * ISTHMUS_GEMM_MAX_K), sparsities 0 .. 100% (empty rows, nnz = 0), single-nonzero rows.
+ * buffers; shapes include 1, odd, primes, 4096, deep K (65536 and beyond, up to ISTHMUS_GEMM_MAX_K:
+ * 512 panels of panel-local 8-bit columns, 16-bit BSR block columns), sparsities 0 .. 100% (empty rows,
+ * nnz = 0), single-nonzero rows.
  */
 #include "harness.h"
 
@@ -270,7 +271,8 @@ static void tiny_shapes(void) {
     }
 }
 
-/* The 16-bit column layout's boundary (K = 65536), the 32-bit one beyond it, and ISTHMUS_GEMM_MAX_K. */
+/* Deep K: 65536 (the old 16-bit column limit), past it, and ISTHMUS_GEMM_MAX_K, where the packed layout
+ * needs its full panel range; a nonzero in the very last column. */
 static void deep_k(void) {
     uint64_t seed = t_seed + 300;
     const int64_t ks[] = {65536, 65537, 131071, ISTHMUS_GEMM_MAX_K};
@@ -439,6 +441,24 @@ static void bench_shapes(void) {
         }
 }
 
+/* The bitmap walk (CSR f32 at M = 1 on AVX-512, rows holding >= K / 5 values, bsr.h): densities 100 / 50
+ * / 30 / 20 (the threshold: rows fall on both sides of it) / 12.5 / 10 / 0%, with the single-entry and
+ * empty rows of make_case below it in the same matrix; K = 1, around multiples of 16 and 64 (tail
+ * masks), and deep K. */
+static void bitmap_rows(void) {
+    uint64_t seed = t_seed + 700;
+    const double sp[] = {0.0, 0.5, 0.7, 0.8, 0.875, 0.9, 1.0};
+    const int64_t ks[] = {1, 2, 15, 16, 17, 63, 64, 65, 200, 1000, 4096};
+    for (int si = 0; si < 7; si++)
+        for (int ki = 0; ki < 11; ki++)
+            check_all(1, 29, ks[ki], ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, sp[si], (si + ki) & 1, seed++);
+    check_all(1, 3, 65537, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.7, 1, seed++);
+    check_all(1, 2, ISTHMUS_GEMM_MAX_K, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.5, 0, seed++);
+    /* the same packed matrices at M > 1 (the X^T path reads the indices, not the bitmap) */
+    check_all(3, 29, 1000, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.8, 1, seed++);
+    check_all(20, 29, 65, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.5, 0, seed++);
+}
+
 const test_case sparse_tests[] = {
     {"sparse", "sweep", sweep},
     {"sparse", "sparsities", sparsities},
@@ -448,5 +468,6 @@ const test_case sparse_tests[] = {
     {"sparse", "thread_invariance", thread_invariance},
     {"sparse", "malformed", malformed},
     {"sparse", "bench_shapes", bench_shapes},
+    {"sparse", "bitmap_rows", bitmap_rows},
     {NULL, NULL, NULL},
 };
