@@ -150,6 +150,7 @@ static inline isthmus_status nm24_run(const spmm_problem *p, nm24_run_ctx *c, in
     if (c->pb < 1) c->pb = 1;
     c->mb = p->m <= 64 ? p->m : 64;
     c->kb = h->dtype == ISTHMUS_DTYPE_S8 ? 128 : 256;
+    if (p->m <= c->mr_max) c->kb = c->ng; /* decode: one pass over each panel, one stream per panel */
     c->nblk_n = (c->npanel + c->pb - 1) / c->pb;
     c->nblk_m = (p->m + c->mb - 1) / c->mb;
     int32_t nt = isthmus__threads();

@@ -14,6 +14,10 @@
 #define P512 16
 #define MR512 8
 
+/* software prefetch distance in elements of the value stream (bytes: 1 KiB s8, 2 KiB f32) */
+#define PF_S8 1024
+#define PF_F32 512
+
 #define REP8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
 static inline __attribute__((always_inline)) void uk_f32_t(const nm24_run_ctx *c, int64_t m0, const int MR,
@@ -29,6 +33,9 @@ static inline __attribute__((always_inline)) void uk_f32_t(const nm24_run_ctx *c
 #define INIT(r) if (MR > r && !first) a##r = _mm512_loadu_ps(acc + P512 * r);
     REP8(INIT)
     for (int64_t g = 0; g < ng; g++) {
+        _mm_prefetch((const char *)(v + 32 * g + PF_F32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(v + 32 * g + 16 + PF_F32), _MM_HINT_T0);
+        if ((g & 3) == 0) _mm_prefetch((const char *)(ix + 16 * g + PF_F32 / 8), _MM_HINT_T0);
         __m512 w0 = _mm512_load_ps(v + 32 * g), w1 = _mm512_load_ps(v + 32 * g + 16);
         __m512i i0 = isthmus_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ix + 16 * g)));
         __m512i i1 = _mm512_srli_epi32(i0, 2);
@@ -90,6 +97,9 @@ static inline __attribute__((always_inline)) void uk_s8_t(const nm24_run_ctx *c,
     REP8(INIT)
     int64_t q = 0;
     for (; q + 2 <= nq; q += 2) {
+        _mm_prefetch((const char *)(v + 64 * q + PF_S8), _MM_HINT_T0);
+        _mm_prefetch((const char *)(v + 64 * q + 64 + PF_S8), _MM_HINT_T0);
+        if ((q & 3) == 0) _mm_prefetch((const char *)(mt + 16 * q + PF_S8 / 4), _MM_HINT_T0);
         __m512i w0 = _mm512_load_si512((const void *)(v + 64 * q));
         __m512i w1 = _mm512_load_si512((const void *)(v + 64 * q + 64));
         __m512i c0 = ctrl_of(mt + 16 * q), c1 = ctrl_of(mt + 16 * q + 16);
