@@ -28,6 +28,11 @@ static inline __m512i isthmus_mm512_cvtepi8_epi32(__m128i a) {
     __m256i hi = _mm256_cvtepi8_epi32(_mm_srli_si128(a, 8));
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
+static inline __m512i isthmus_mm512_cvtepu8_epi32(__m128i a) {
+    __m256i lo = _mm256_cvtepu8_epi32(a);
+    __m256i hi = _mm256_cvtepu8_epi32(_mm_srli_si128(a, 8));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
 /* values are already in [-127, 127]: the saturating form is exact */
 #define isthmus_mm512_cvtepi32_epi8(a) _mm512_cvtsepi32_epi8(a)
 static inline __m512 isthmus_mm512_cvtph_ps(__m256i a) {
@@ -53,11 +58,6 @@ static inline __m512i isthmus_mm512_i32gather_epi32(__m512i idx, const int32_t *
     __m256i hi = _mm256_i32gather_epi32((const int *)base, _mm512_extracti64x4_epi64(idx, 1), 4);
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-static inline __m512i isthmus_mm512_cvtepu8_epi32(__m128i a) {
-    __m256i lo = _mm256_cvtepu8_epi32(a);
-    __m256i hi = _mm256_cvtepu8_epi32(_mm_srli_si128(a, 8));
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
 /* vpermilps (in-lane, bits 1:0 of each index) from the cross-lane permute SIMDe has */
 static inline __m512 isthmus_mm512_permutevar_ps(__m512 a, __m512i idx) {
     const __m512i base = _mm512_set_epi32(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
@@ -71,10 +71,10 @@ static inline __m512 isthmus_mm512_permutevar_ps(__m512 a, __m512i idx) {
 #define isthmus_mm512_cvtepi32_ps(a) _mm512_cvtepi32_ps(a)
 #define isthmus_mm512_cvtps_epi32(a) _mm512_cvtps_epi32(a)
 #define isthmus_mm512_cvtepi8_epi32(a) _mm512_cvtepi8_epi32(a)
+#define isthmus_mm512_cvtepu8_epi32(a) _mm512_cvtepu8_epi32(a)
 #define isthmus_mm512_cvtepi32_epi8(a) _mm512_cvtepi32_epi8(a)
 #define isthmus_mm512_cvtph_ps(a) _mm512_cvtph_ps(a)
 #define isthmus_mm512_cvtepu16_epi32(a) _mm512_cvtepu16_epi32(a)
-#define isthmus_mm512_cvtepu8_epi32(a) _mm512_cvtepu8_epi32(a)
 #define isthmus_mm512_permutevar_ps(a, idx) _mm512_permutevar_ps(a, idx)
 #endif
 

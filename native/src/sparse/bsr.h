@@ -1,19 +1,24 @@
 /*
  * CSR + BSR packed layout (format family "blocked"; CSR is 1x1 blocks), shared by every ISA variant.
  *
- * After the 128-byte sparse_hdr, 64-byte aligned sections:
- *   off[0] rp    int64 [R + 1]        block-row pointer (R = N / br), in blocks
- *   off[1] idx   uint16 or uint32     block column of each block (layout BSR_IDX16 when K / bc <= 65536,
- *                [nblocks + BSR_PAD]   else BSR_IDX32), followed by BSR_PAD zero entries
- *   off[2] val   f32 or int8          values of each block, br x bc row-major (exchange order),
- *                [(nblocks + BSR_PAD) * br * bc]   followed by zeros
- *   off[3] scl   f32 [N]              S8 only: per-row weight scales
+ * After the 128-byte sparse_hdr, 64-byte aligned sections (R = N / br block rows, K split into
+ * "panels" of 256 columns, nkb = ceil(K / 256), and for CSR into 32-column segments, nseg = ceil(K / 32)):
+ *   off[0] rp    int64 [R + 1]              block-row pointer, in blocks
+ *   off[1] idx   CSR (layout BSR_SEG8):  uint8, the column modulo 256 (the panel comes from cnt256)
+ *                BSR (layout BSR_IDX16): uint16, the block column (K / bc <= 32768 always)
+ *                [nblocks + BSR_PAD], zero padded
+ *   off[2] val   f32 or int8 [(nblocks + BSR_PAD) * br * bc], each block br x bc row-major (exchange
+ *                order), zero padded
+ *   off[3] scl   f32 [N]                    S8 only: per-row weight scales
+ *   off[4] cnt256 uint16 [R][nkb]           blocks of each block row that start in each panel
+ *   off[5] cnt32  uint8 [R][nseg]           CSR only: nonzeros of each row in each 32-column segment
  * aux[0] = nblocks, aux[1] = R.
  *
- * 16-bit block columns: a CSR f32 nonzero costs 6 bytes (4 value + 2 index), an S8 one 3 bytes; BSR
- * 1x4/1x8/4x4 carry one index per block. The zero padding lets the SIMD kernels load a full vector of
- * indices and values at a row's tail (the lanes past the row are masked off before they count), so no
- * load ever leaves the buffer.
+ * A CSR f32 nonzero costs 5 bytes (+ 1/32 byte per column for cnt32), an S8 one 2 bytes; BSR 1x4/1x8/4x4
+ * carry one 16-bit index per block. Entries stay in row order, so a row's entries of panel p follow
+ * those of panel p - 1 (the kernels walk them with running cursors). The zero padding lets the SIMD
+ * kernels load a full vector of indices and values at any tail (lanes past it are masked before they
+ * count), so no load leaves the buffer.
  *
  * The kernels (spmm_bsr_avx2.c, spmm_bsr_avx512.c) include this header a second time with BSR_VW and
  * the vector wrappers defined, which instantiates the shared kernel body below (BSR_KERNEL section).
@@ -23,18 +28,25 @@
 
 #include "sparse.h"
 
+#include <string.h>
+
 #define BSR_PAD 64
-enum { BSR_IDX16 = 0, BSR_IDX32 = 1 };
+#define BSR_PANEL 256
+#define BSR_SEG 32
+enum { BSR_IDX16 = 0, BSR_SEG8 = 2 };
+_Static_assert(ISTHMUS_GEMM_MAX_K / 4 <= 65536, "BSR block columns (bc >= 4) must fit 16 bits");
 
 typedef struct bsr_view {
-    int64_t n, k, R, nblocks;
-    int32_t br, bc, dtype, idx16;
+    int64_t n, k, R, nblocks, nkb, nseg;
+    int32_t br, bc, dtype, csr;
     const int64_t *rp;
-    const uint16_t *idx16p;
-    const uint32_t *idx32p;
+    const uint8_t *idx8;
+    const uint16_t *idx16;
     const float *vf;
     const int8_t *vq;
     const float *scl;
+    const uint16_t *cnt256;
+    const uint8_t *cnt32;
 } bsr_view;
 
 static inline bsr_view bsr_view_of(const sparse_hdr *h) {
@@ -44,21 +56,25 @@ static inline bsr_view bsr_view_of(const sparse_hdr *h) {
     v.br = h->br;
     v.bc = h->bc;
     v.dtype = h->dtype;
-    v.idx16 = h->layout == BSR_IDX16;
+    v.csr = h->layout == BSR_SEG8;
     v.nblocks = h->aux[0];
     v.R = h->aux[1];
+    v.nkb = (h->k + BSR_PANEL - 1) / BSR_PANEL;
+    v.nseg = (h->k + BSR_SEG - 1) / BSR_SEG;
     v.rp = sparse_section(h, h->off[0]);
-    v.idx16p = sparse_section(h, h->off[1]);
-    v.idx32p = sparse_section(h, h->off[1]);
+    v.idx8 = sparse_section(h, h->off[1]);
+    v.idx16 = sparse_section(h, h->off[1]);
     v.vf = sparse_section(h, h->off[2]);
     v.vq = sparse_section(h, h->off[2]);
     v.scl = h->dtype == ISTHMUS_DTYPE_S8 ? sparse_section(h, h->off[3]) : NULL;
+    v.cnt256 = sparse_section(h, h->off[4]);
+    v.cnt32 = v.csr ? sparse_section(h, h->off[5]) : NULL;
     return v;
 }
 
-/* Block column of block b. */
-static inline int64_t bsr_col(const bsr_view *v, int64_t b) {
-    return v->idx16 ? (int64_t)v->idx16p[b] : (int64_t)v->idx32p[b];
+/* First column of block b, which lies in panel kb. */
+static inline int64_t bsr_col(const bsr_view *v, int64_t b, int64_t kb) {
+    return v->csr ? kb * BSR_PANEL + v->idx8[b] : (int64_t)v->idx16[b] * v->bc;
 }
 
 /* bsr_pack.c: shared by all variants; isa is written into the header. */
@@ -91,19 +107,26 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
  * per vector), VF / VI (float / int32 vector types) and these wrappers:
  *   vzero vset1 vload vstore vadd vmul vfmadd(a, b, c) = a * b + c (one rounding)
  *   vizero viset1 viload vistore viadd vmadd16 (pmaddwd) vcvt (int32 -> f32, round to nearest)
- *   vidx16 / vidx32 (BSR_VW block columns widened to int32), vgather / vigather (scale 4)
+ *   vidx8 / vidx16 (BSR_VW indices widened to int32), vgather / vigather (scale 4)
  *   vw8 (BSR_VW int8 sign-extended to int32), vmaskf / vmaski (zero lanes >= n), vhsum / vihsum
+ * and, where the ISA has a 32-entry two-register permute (AVX-512 vpermt2ps/d), BSR_PERM32 with
+ *   vperm32 / viperm32(lo, idx, hi): lane i = (lo:hi)[idx[i] % 32], and
+ *   vsel32 / visel32(idx, a, b): lane i = bit 5 of idx[i] ? b : a.
  *
  * Two paths:
- *  - M == 1, CSR: each row is a dot product of its values with x gathered at its columns, two
- *    independent accumulators; S8 gathers from an int32 copy of xq holding (uint16)(int16)xq, so pmaddwd
- *    with the sign-extended weight gives the exact product (the high halves multiply 0).
+ *  - M == 1, CSR: each row is a dot product of its values with x at its columns, two independent
+ *    accumulators. With BSR_PERM32 the row is walked 32-column segment by segment (cnt32): the segment of
+ *    x sits in two registers and vpermt2ps picks every lane's x from the low 5 bits of its index, so there
+ *    are no gathers; otherwise the row is walked panel by panel with gathers. S8 uses an int32 copy of xq
+ *    holding (uint16)(int16)xq, so pmaddwd with the sign-extended weight gives the exact product (the
+ *    high halves multiply 0).
  *  - otherwise: X is transposed per chunk of MB = NV * BSR_VW rows into XT[K][MB] (S8: the same int32
  *    form), and every stored value becomes a broadcast-FMA (S8: pmaddwd + add) over a row of XT: one
- *    vector of MB outputs per output row. 4x4 blocks reuse each XT row load for 4 output rows; 1x4 and
- *    1x8 blocks read one index per 4 / 8 values. Rows are processed in groups whose weights fit in L2,
- *    and every chunk of X runs over a group before the next group is read, so each weight byte comes
- *    from DRAM once.
+ *    vector of MB outputs per output row. The walk is blocked over 256-column panels (cnt256), so the XT
+ *    rows a panel touches (256 * MB * 4 bytes) stay in L1 while a group of rows runs over it, the group's
+ *    partial sums living in a small buffer; every chunk of X runs over a group before the next group is
+ *    read, so each weight byte comes from DRAM once. 4x4 blocks reuse each XT row load for 4 output rows;
+ *    1x4 and 1x8 blocks read one index per 4 / 8 values.
  * Tasks own ranges of block rows balanced by work (bsr_split); how a row is computed never depends on
  * the range it falls in, so results do not depend on the thread count.
  */
@@ -112,77 +135,152 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
 
 #define BSR_INLINE static inline __attribute__((always_inline))
 #define BSR_MAXTASK 256
-
-BSR_INLINE int64_t bsr_c(const bsr_view *v, int64_t b, const int I16) {
-    return I16 ? (int64_t)v->idx16p[b] : (int64_t)v->idx32p[b];
-}
-BSR_INLINE VI bsr_vidx(const bsr_view *v, int64_t b, const int I16) {
-    return I16 ? vidx16(v->idx16p + b) : vidx32(v->idx32p + b);
-}
+#define BSR_GROUP 32 /* block rows per group at most */
 
 /* ---- M == 1, CSR */
-BSR_INLINE float bsr_gather_row_f32(const bsr_view *v, int64_t b0, int64_t b1, const float *x, const int I16) {
+#ifdef BSR_PERM32
+/* Lanes [0, n) of a vector, n in [0, 32]: the first min(n, 16). */
+BSR_INLINE int bsr_lo16(int n) { return n < 16 ? n : 16; }
+
+/* One 32-column segment with n entries at b: the first 16 into a, the rest (rare) into c. */
+#define BSR_SEG_F32(s, a, c)                                                                      \
+    do {                                                                                          \
+        int n_ = cnt[s];                                                                          \
+        VF lo_ = vload(xp + (s) * 32), hi_ = vload(xp + (s) * 32 + 16);                           \
+        int l_ = bsr_lo16(n_);                                                                    \
+        a = vfmadd(vmaskf(vload(v->vf + b), l_), vmaskf(vperm32(lo_, vidx8(v->idx8 + b), hi_), l_), a); \
+        if (n_ > 16)                                                                              \
+            c = vfmadd(vmaskf(vload(v->vf + b + 16), n_ - 16),                                    \
+                       vmaskf(vperm32(lo_, vidx8(v->idx8 + b + 16), hi_), n_ - 16), c);          \
+        b += n_;                                                                                  \
+    } while (0)
+#define BSR_SEG_S8(s, a, c)                                                                       \
+    do {                                                                                          \
+        int n_ = cnt[s];                                                                          \
+        VI lo_ = viload(xw + (s) * 32), hi_ = viload(xw + (s) * 32 + 16);                         \
+        int l_ = bsr_lo16(n_);                                                                    \
+        a = viadd(a, vmadd16(vmaski(vw8(v->vq + b), l_), viperm32(lo_, vidx8(v->idx8 + b), hi_))); \
+        if (n_ > 16)                                                                              \
+            c = viadd(c, vmadd16(vmaski(vw8(v->vq + b + 16), n_ - 16),                            \
+                                 viperm32(lo_, vidx8(v->idx8 + b + 16), hi_)));                  \
+        b += n_;                                                                                  \
+    } while (0)
+
+/* A pair of segments (64 columns, 64-aligned) with n <= 16 entries in all: one vector, each lane's x
+ * picked from four registers (two vpermt2ps, then bit 5 of the column chooses). */
+#define BSR_PAIR_F32(s, n, a)                                                                     \
+    do {                                                                                          \
+        VI i_ = vidx8(v->idx8 + b);                                                               \
+        VF g_ = vsel32(i_, vperm32(vload(xp + (s) * 32), i_, vload(xp + (s) * 32 + 16)),          \
+                       vperm32(vload(xp + (s) * 32 + 32), i_, vload(xp + (s) * 32 + 48)));       \
+        a = vfmadd(vmaskf(vload(v->vf + b), n), vmaskf(g_, n), a);                                \
+        b += n;                                                                                   \
+    } while (0)
+#define BSR_PAIR_S8(s, n, a)                                                                      \
+    do {                                                                                          \
+        VI i_ = vidx8(v->idx8 + b);                                                               \
+        VI g_ = visel32(i_, viperm32(viload(xw + (s) * 32), i_, viload(xw + (s) * 32 + 16)),      \
+                        viperm32(viload(xw + (s) * 32 + 32), i_, viload(xw + (s) * 32 + 48)));   \
+        a = vdpwssd(a, vmaski(vw8(v->vq + b), n), g_);                                     \
+        b += n;                                                                                   \
+    } while (0)
+
+/* Segment pairs alternate between independent accumulators (one chain would be bound by the FMA
+ * latency); a pair with <= 16 entries takes one vector, a fuller one two or three; empty pairs are
+ * skipped. */
+BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, const int PAIR) {
+    VF a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+    int64_t b = v->rp[r], s = 0;
+    const uint8_t *cnt = v->cnt32 + r * v->nseg;
+    for (; s + 4 <= v->nseg; s += 4) {
+        int n0 = cnt[s] + cnt[s + 1], n1 = cnt[s + 2] + cnt[s + 3];
+        if (PAIR && n0 <= 16) { if (n0) BSR_PAIR_F32(s, n0, a0); }
+        else { BSR_SEG_F32(s, a0, a2); BSR_SEG_F32(s + 1, a1, a3); }
+        if (PAIR && n1 <= 16) { if (n1) BSR_PAIR_F32(s + 2, n1, a1); }
+        else { BSR_SEG_F32(s + 2, a0, a2); BSR_SEG_F32(s + 3, a1, a3); }
+    }
+    for (; s < v->nseg; s++) BSR_SEG_F32(s, a0, a2);
+    return vhsum(vadd(vadd(a0, a1), vadd(a2, a3)));
+}
+BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw, const int PAIR) {
+    VI a0 = vizero(), a1 = vizero(), a2 = vizero(), a3 = vizero();
+    int64_t b = v->rp[r], s = 0;
+    const uint8_t *cnt = v->cnt32 + r * v->nseg;
+    for (; s + 4 <= v->nseg; s += 4) {
+        int n0 = cnt[s] + cnt[s + 1], n1 = cnt[s + 2] + cnt[s + 3];
+        if (PAIR && n0 <= 16) { if (n0) BSR_PAIR_S8(s, n0, a0); }
+        else { BSR_SEG_S8(s, a0, a2); BSR_SEG_S8(s + 1, a1, a3); }
+        if (PAIR && n1 <= 16) { if (n1) BSR_PAIR_S8(s + 2, n1, a1); }
+        else { BSR_SEG_S8(s + 2, a0, a2); BSR_SEG_S8(s + 3, a1, a3); }
+    }
+    for (; s < v->nseg; s++) BSR_SEG_S8(s, a0, a2);
+    return vihsum(viadd(viadd(a0, a1), viadd(a2, a3)));
+}
+
+#else
+BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, const int PAIR) {
+    (void)PAIR;
     VF a0 = vzero(), a1 = vzero();
-    int64_t b = b0;
-    for (; b + 2 * BSR_VW <= b1; b += 2 * BSR_VW) {
-        a0 = vfmadd(vload(v->vf + b), vgather(x, bsr_vidx(v, b, I16)), a0);
-        a1 = vfmadd(vload(v->vf + b + BSR_VW), vgather(x, bsr_vidx(v, b + BSR_VW, I16)), a1);
-    }
-    if (b + BSR_VW <= b1) {
-        a0 = vfmadd(vload(v->vf + b), vgather(x, bsr_vidx(v, b, I16)), a0);
-        b += BSR_VW;
-    }
-    if (b < b1) { /* the padding keeps these loads in the buffer; lanes past the row are zeroed */
-        int n = (int)(b1 - b);
-        a1 = vfmadd(vmaskf(vload(v->vf + b), n), vmaskf(vgather(x, bsr_vidx(v, b, I16)), n), a1);
+    int64_t b = v->rp[r];
+    const uint16_t *cnt = v->cnt256 + r * v->nkb;
+    for (int64_t kb = 0; kb < v->nkb; kb++) {
+        const float *x = xp + kb * BSR_PANEL;
+        int64_t e = b + cnt[kb];
+        for (; b + BSR_VW <= e; b += BSR_VW) a0 = vfmadd(vload(v->vf + b), vgather(x, vidx8(v->idx8 + b)), a0);
+        if (b < e) {
+            int n = (int)(e - b);
+            a1 = vfmadd(vmaskf(vload(v->vf + b), n), vmaskf(vgather(x, vidx8(v->idx8 + b)), n), a1);
+            b = e;
+        }
     }
     return vhsum(vadd(a0, a1));
 }
-
-BSR_INLINE int32_t bsr_gather_row_s8(const bsr_view *v, int64_t b0, int64_t b1, const int32_t *xw, const int I16) {
+BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw, const int PAIR) {
+    (void)PAIR;
     VI a0 = vizero(), a1 = vizero();
-    int64_t b = b0;
-    for (; b + 2 * BSR_VW <= b1; b += 2 * BSR_VW) {
-        a0 = viadd(a0, vmadd16(vw8(v->vq + b), vigather(xw, bsr_vidx(v, b, I16))));
-        a1 = viadd(a1, vmadd16(vw8(v->vq + b + BSR_VW), vigather(xw, bsr_vidx(v, b + BSR_VW, I16))));
+    int64_t b = v->rp[r];
+    const uint16_t *cnt = v->cnt256 + r * v->nkb;
+    for (int64_t kb = 0; kb < v->nkb; kb++) {
+        const int32_t *x = xw + kb * BSR_PANEL;
+        int64_t e = b + cnt[kb];
+        for (; b + BSR_VW <= e; b += BSR_VW) a0 = viadd(a0, vmadd16(vw8(v->vq + b), vigather(x, vidx8(v->idx8 + b))));
+        if (b < e) {
+            a1 = viadd(a1, vmadd16(vmaski(vw8(v->vq + b), (int)(e - b)), vigather(x, vidx8(v->idx8 + b))));
+            b = e;
+        }
     }
-    if (b + BSR_VW <= b1) {
-        a0 = viadd(a0, vmadd16(vw8(v->vq + b), vigather(xw, bsr_vidx(v, b, I16))));
-        b += BSR_VW;
-    }
-    if (b < b1) a1 = viadd(a1, vmadd16(vmaski(vw8(v->vq + b), (int)(b1 - b)), vigather(xw, bsr_vidx(v, b, I16))));
     return vihsum(viadd(a0, a1));
 }
+#endif
 
 typedef struct bsr_job {
     const spmm_problem *p;
     bsr_view v;
-    const int32_t *xw; /* S8 M == 1: the int32 form of xq */
+    const void *xw;    /* M == 1: x (f32) or the int32 form of xq, padded to nseg * 32 with zeros */
     void *xt;          /* XT chunks [nch][K][MB] */
     int64_t MB, nch, kb, nkb;
     int64_t bounds[BSR_MAXTASK + 1];
 } bsr_job;
 
-BSR_INLINE void bsr_gather_task_t(bsr_job *j, int64_t t, const int I16) {
+/* PAIR: sparse enough that most 64-column pairs hold <= 16 entries (else the pair test only costs). */
+BSR_INLINE void bsr_m1_task_t(void *ctx, int64_t t, const int PAIR) {
+    bsr_job *j = ctx;
     const spmm_problem *p = j->p;
     const bsr_view *v = &j->v;
-    for (int64_t r = j->bounds[t]; r < j->bounds[t + 1]; r++) {
-        int64_t b0 = v->rp[r], b1 = v->rp[r + 1];
+    int64_t r = j->bounds[t];
+    for (; r < j->bounds[t + 1]; r++) {
         if (v->dtype == ISTHMUS_DTYPE_F32) {
-            float s = bsr_gather_row_f32(v, b0, b1, p->x, I16);
+            float s = bsr_m1_row_f32(v, r, (const float *)j->xw, PAIR);
             p->y[r] = p->bias ? s + p->bias[r] : s;
         } else {
-            int32_t acc = bsr_gather_row_s8(v, b0, b1, j->xw, I16);
+            int32_t acc = bsr_m1_row_s8(v, r, (const int32_t *)j->xw, PAIR);
             if (p->c) p->c[r] = acc;
             else p->y[r] = spmm_s8_out(acc, p->x_scales[0], v->scl[r], p->bias, r);
         }
     }
 }
-static void bsr_gather_task(void *ctx, int64_t t) {
-    bsr_job *j = ctx;
-    if (j->v.idx16) bsr_gather_task_t(j, t, 1);
-    else bsr_gather_task_t(j, t, 0);
-}
+static void bsr_m1_task_pair(void *ctx, int64_t t) { bsr_m1_task_t(ctx, t, 1); }
+static void bsr_m1_task(void *ctx, int64_t t) { bsr_m1_task_t(ctx, t, 0); }
 
 /* ---- XT path */
 static void bsr_xt_build_task(void *ctx, int64_t t) {
@@ -210,34 +308,46 @@ static void bsr_xt_build_task(void *ctx, int64_t t) {
     }
 }
 
-/* acc[r][u] (r < BR, u < NV) = the MB outputs of rows R * BR + r over chunk XT. */
-BSR_INLINE void bsr_xt_row_f32(const bsr_view *v, int64_t R, const float *xt, VF acc[4][2], const int BR,
-                               const int BC, const int NV, const int I16) {
+/* First column of block b in panel kb: compile-time CSR (1x1) or BSR. */
+BSR_INLINE int64_t bsr_c(const bsr_view *v, int64_t b, int64_t kbase, const int BC) {
+    return BC == 1 ? kbase + v->idx8[b] : (int64_t)v->idx16[b] * BC;
+}
+
+/* acc[r * NV + u] += blocks [b, e) of block row R over XT (outputs of rows R * BR + r, lanes u). */
+BSR_INLINE void bsr_xt_run_f32(const bsr_view *v, int64_t b, int64_t e, int64_t kbase, const float *xt,
+                               float *accp, const int BR, const int BC, const int NV) {
     const int64_t MB = NV * BSR_VW;
-    const int64_t b1 = v->rp[R + 1];
-    int64_t b = v->rp[R];
     VF a0[4][2], a1[2];
     for (int r = 0; r < 4; r++)
-        for (int u = 0; u < 2; u++) a0[r][u] = vzero();
+        for (int u = 0; u < 2; u++) a0[r][u] = r < BR && u < NV ? vload(accp + (r * NV + u) * BSR_VW) : vzero();
     a1[0] = a1[1] = vzero();
-    if (BR == 1 && BC == 1) {
-        for (; b + 2 <= b1; b += 2) {
-            const float *x0 = xt + bsr_c(v, b, I16) * MB, *x1 = xt + bsr_c(v, b + 1, I16) * MB;
+    if (BR == 1 && BC == 1 && NV == 1) { /* four chains: the FMA latency would bound fewer */
+        for (; b + 4 <= e; b += 4) {
+            a0[0][0] = vfmadd(vset1(v->vf[b]), vload(xt + bsr_c(v, b, kbase, 1) * MB), a0[0][0]);
+            a0[1][0] = vfmadd(vset1(v->vf[b + 1]), vload(xt + bsr_c(v, b + 1, kbase, 1) * MB), a0[1][0]);
+            a0[2][0] = vfmadd(vset1(v->vf[b + 2]), vload(xt + bsr_c(v, b + 2, kbase, 1) * MB), a0[2][0]);
+            a0[3][0] = vfmadd(vset1(v->vf[b + 3]), vload(xt + bsr_c(v, b + 3, kbase, 1) * MB), a0[3][0]);
+        }
+        for (; b < e; b++) a1[0] = vfmadd(vset1(v->vf[b]), vload(xt + bsr_c(v, b, kbase, 1) * MB), a1[0]);
+        a0[0][0] = vadd(vadd(vadd(a0[0][0], a0[1][0]), vadd(a0[2][0], a0[3][0])), a1[0]);
+    } else if (BR == 1 && BC == 1) {
+        for (; b + 2 <= e; b += 2) {
+            const float *x0 = xt + bsr_c(v, b, kbase, 1) * MB, *x1 = xt + bsr_c(v, b + 1, kbase, 1) * MB;
             VF w0 = vset1(v->vf[b]), w1 = vset1(v->vf[b + 1]);
             for (int u = 0; u < NV; u++) {
                 a0[0][u] = vfmadd(w0, vload(x0 + u * BSR_VW), a0[0][u]);
                 a1[u] = vfmadd(w1, vload(x1 + u * BSR_VW), a1[u]);
             }
         }
-        if (b < b1) {
-            const float *x0 = xt + bsr_c(v, b, I16) * MB;
+        if (b < e) {
+            const float *x0 = xt + bsr_c(v, b, kbase, 1) * MB;
             VF w0 = vset1(v->vf[b]);
             for (int u = 0; u < NV; u++) a0[0][u] = vfmadd(w0, vload(x0 + u * BSR_VW), a0[0][u]);
         }
-        for (int u = 0; u < NV; u++) acc[0][u] = vadd(a0[0][u], a1[u]);
+        for (int u = 0; u < NV; u++) a0[0][u] = vadd(a0[0][u], a1[u]);
     } else if (BR == 1) {
-        for (; b < b1; b++) {
-            const float *x0 = xt + bsr_c(v, b, I16) * BC * MB, *w = v->vf + b * BC;
+        for (; b < e; b++) {
+            const float *x0 = xt + bsr_c(v, b, kbase, BC) * MB, *w = v->vf + b * BC;
             for (int cc = 0; cc < BC; cc += 2) {
                 VF w0 = vset1(w[cc]), w1 = vset1(w[cc + 1]);
                 for (int u = 0; u < NV; u++) {
@@ -246,48 +356,55 @@ BSR_INLINE void bsr_xt_row_f32(const bsr_view *v, int64_t R, const float *xt, VF
                 }
             }
         }
-        for (int u = 0; u < NV; u++) acc[0][u] = vadd(a0[0][u], a1[u]);
+        for (int u = 0; u < NV; u++) a0[0][u] = vadd(a0[0][u], a1[u]);
     } else {
-        for (; b < b1; b++) {
-            const float *x0 = xt + bsr_c(v, b, I16) * BC * MB, *w = v->vf + b * BR * BC;
+        for (; b < e; b++) {
+            const float *x0 = xt + bsr_c(v, b, kbase, BC) * MB, *w = v->vf + b * BR * BC;
             for (int cc = 0; cc < BC; cc++)
                 for (int u = 0; u < NV; u++) {
                     VF xv = vload(x0 + cc * MB + u * BSR_VW);
                     for (int r = 0; r < BR; r++) a0[r][u] = vfmadd(vset1(w[r * BC + cc]), xv, a0[r][u]);
                 }
         }
-        for (int r = 0; r < BR; r++)
-            for (int u = 0; u < NV; u++) acc[r][u] = a0[r][u];
     }
+    for (int r = 0; r < BR; r++)
+        for (int u = 0; u < NV; u++) vstore(accp + (r * NV + u) * BSR_VW, a0[r][u]);
 }
 
-BSR_INLINE void bsr_xt_row_s8(const bsr_view *v, int64_t R, const int32_t *xt, VI acc[4][2], const int BR,
-                              const int BC, const int NV, const int I16) {
+BSR_INLINE void bsr_xt_run_s8(const bsr_view *v, int64_t b, int64_t e, int64_t kbase, const int32_t *xt,
+                              int32_t *accp, const int BR, const int BC, const int NV) {
     const int64_t MB = NV * BSR_VW;
-    const int64_t b1 = v->rp[R + 1];
-    int64_t b = v->rp[R];
     VI a0[4][2], a1[2];
     for (int r = 0; r < 4; r++)
-        for (int u = 0; u < 2; u++) a0[r][u] = vizero();
+        for (int u = 0; u < 2; u++) a0[r][u] = r < BR && u < NV ? viload(accp + (r * NV + u) * BSR_VW) : vizero();
     a1[0] = a1[1] = vizero();
-    if (BR == 1 && BC == 1) {
-        for (; b + 2 <= b1; b += 2) {
-            const int32_t *x0 = xt + bsr_c(v, b, I16) * MB, *x1 = xt + bsr_c(v, b + 1, I16) * MB;
+    if (BR == 1 && BC == 1 && NV == 1) {
+        for (; b + 4 <= e; b += 4) {
+            a0[0][0] = viadd(a0[0][0], vmadd16(viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB)));
+            a0[1][0] = viadd(a0[1][0], vmadd16(viset1(v->vq[b + 1]), viload(xt + bsr_c(v, b + 1, kbase, 1) * MB)));
+            a0[2][0] = viadd(a0[2][0], vmadd16(viset1(v->vq[b + 2]), viload(xt + bsr_c(v, b + 2, kbase, 1) * MB)));
+            a0[3][0] = viadd(a0[3][0], vmadd16(viset1(v->vq[b + 3]), viload(xt + bsr_c(v, b + 3, kbase, 1) * MB)));
+        }
+        for (; b < e; b++) a1[0] = viadd(a1[0], vmadd16(viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB)));
+        a0[0][0] = viadd(viadd(viadd(a0[0][0], a0[1][0]), viadd(a0[2][0], a0[3][0])), a1[0]);
+    } else if (BR == 1 && BC == 1) {
+        for (; b + 2 <= e; b += 2) {
+            const int32_t *x0 = xt + bsr_c(v, b, kbase, 1) * MB, *x1 = xt + bsr_c(v, b + 1, kbase, 1) * MB;
             VI w0 = viset1(v->vq[b]), w1 = viset1(v->vq[b + 1]);
             for (int u = 0; u < NV; u++) {
                 a0[0][u] = viadd(a0[0][u], vmadd16(w0, viload(x0 + u * BSR_VW)));
                 a1[u] = viadd(a1[u], vmadd16(w1, viload(x1 + u * BSR_VW)));
             }
         }
-        if (b < b1) {
-            const int32_t *x0 = xt + bsr_c(v, b, I16) * MB;
+        if (b < e) {
+            const int32_t *x0 = xt + bsr_c(v, b, kbase, 1) * MB;
             VI w0 = viset1(v->vq[b]);
             for (int u = 0; u < NV; u++) a0[0][u] = viadd(a0[0][u], vmadd16(w0, viload(x0 + u * BSR_VW)));
         }
-        for (int u = 0; u < NV; u++) acc[0][u] = viadd(a0[0][u], a1[u]);
+        for (int u = 0; u < NV; u++) a0[0][u] = viadd(a0[0][u], a1[u]);
     } else if (BR == 1) {
-        for (; b < b1; b++) {
-            const int32_t *x0 = xt + bsr_c(v, b, I16) * BC * MB;
+        for (; b < e; b++) {
+            const int32_t *x0 = xt + bsr_c(v, b, kbase, BC) * MB;
             const int8_t *w = v->vq + b * BC;
             for (int cc = 0; cc < BC; cc += 2) {
                 VI w0 = viset1(w[cc]), w1 = viset1(w[cc + 1]);
@@ -297,10 +414,10 @@ BSR_INLINE void bsr_xt_row_s8(const bsr_view *v, int64_t R, const int32_t *xt, V
                 }
             }
         }
-        for (int u = 0; u < NV; u++) acc[0][u] = viadd(a0[0][u], a1[u]);
+        for (int u = 0; u < NV; u++) a0[0][u] = viadd(a0[0][u], a1[u]);
     } else {
-        for (; b < b1; b++) {
-            const int32_t *x0 = xt + bsr_c(v, b, I16) * BC * MB;
+        for (; b < e; b++) {
+            const int32_t *x0 = xt + bsr_c(v, b, kbase, BC) * MB;
             const int8_t *w = v->vq + b * BR * BC;
             for (int cc = 0; cc < BC; cc++)
                 for (int u = 0; u < NV; u++) {
@@ -308,84 +425,120 @@ BSR_INLINE void bsr_xt_row_s8(const bsr_view *v, int64_t R, const int32_t *xt, V
                     for (int r = 0; r < BR; r++) a0[r][u] = viadd(a0[r][u], vmadd16(viset1(w[r * BC + cc]), xv));
                 }
         }
-        for (int r = 0; r < BR; r++)
-            for (int u = 0; u < NV; u++) acc[r][u] = a0[r][u];
     }
+    for (int r = 0; r < BR; r++)
+        for (int u = 0; u < NV; u++) vistore(accp + (r * NV + u) * BSR_VW, a0[r][u]);
 }
 
-/* Rows [R0, R1) of the task, grouped so that a group's weights stay in L2 while every chunk runs. */
-BSR_INLINE void bsr_xt_task_t(bsr_job *j, int64_t t, const int BR, const int BC, const int NV, const int I16) {
+/* End of the group of block rows starting at g0 (< R1 unless g0 == R1): at most BSR_GROUP block rows
+ * and about BSR_GBYTES of values. */
+#define BSR_GBYTES (64 * 1024)
+BSR_INLINE int64_t bsr_group_end(const bsr_view *v, int64_t g0, int64_t R1, int64_t bbytes) {
+    if (g0 >= R1) return R1;
+    int64_t g1 = g0 + 1;
+    while (g1 < R1 && g1 - g0 < BSR_GROUP && (v->rp[g1] - v->rp[g0]) * bbytes < BSR_GBYTES) g1++;
+    return g1;
+}
+
+/* Rows [R0, R1) of the task in groups (weights in L2, at most BSR_GROUP block rows); per group and
+ * chunk of X, panel by panel over the group's rows, partial sums in acc. */
+BSR_INLINE void bsr_xt_task_t(bsr_job *j, int64_t t, const int BR, const int BC, const int NV) {
     const spmm_problem *p = j->p;
     const bsr_view *v = &j->v;
-    const int64_t MB = NV * BSR_VW, K = p->k, bs = BR * BC;
+    const int64_t MB = NV * BSR_VW, K = p->k, bs = BR * BC, nkb = v->nkb;
     const int64_t esize = v->dtype == ISTHMUS_DTYPE_F32 ? 4 : 1;
-    const int64_t gbytes = 192 * 1024;
-    float tf[2 * BSR_VW] __attribute__((aligned(64)));
-    int32_t ti[2 * BSR_VW] __attribute__((aligned(64)));
+    const int64_t astride = BR * NV * BSR_VW; /* acc elements per block row */
+    float accf[BSR_GROUP * 4 * 2 * BSR_VW] __attribute__((aligned(64)));
+    int32_t *acci = (int32_t *)accf;
     float sx[2 * BSR_VW] __attribute__((aligned(64)));
+    int64_t cur[BSR_GROUP];
+    const int64_t isize = v->csr ? 1 : 2;
+    /* several chunks: panel-major over the group (XT rows of a panel stay in L1), the next group's
+     * weights prefetched meanwhile (the panel walk reads them out of order); one chunk: row-major */
+    const int pm = j->nch >= 2;
     int64_t R1 = j->bounds[t + 1];
-    for (int64_t g0 = j->bounds[t], g1; g0 < R1; g0 = g1) {
-        g1 = g0 + 1;
-        while (g1 < R1 && (v->rp[g1] - v->rp[g0]) * bs * esize < gbytes) g1++;
+    int64_t g0 = j->bounds[t], g1 = bsr_group_end(v, g0, R1, bs * esize);
+    for (; g0 < R1; g0 = g1, g1 = bsr_group_end(v, g0, R1, bs * esize)) {
+        int64_t g2 = bsr_group_end(v, g1, R1, bs * esize);
+        const char *pv = (const char *)v->vf + v->rp[g1] * bs * esize, *pi = (const char *)v->idx8 + v->rp[g1] * isize;
+        int64_t lv = (v->rp[g2] - v->rp[g1]) * bs * esize, li = (v->rp[g2] - v->rp[g1]) * isize;
         for (int64_t ch = 0; ch < j->nch; ch++) {
             int64_t m0 = ch * MB, mb = p->m - m0 < MB ? p->m - m0 : MB;
-            if (v->dtype == ISTHMUS_DTYPE_F32) {
-                const float *xt = (const float *)j->xt + ch * K * MB;
-                for (int64_t R = g0; R < g1; R++) {
-                    VF acc[4][2];
-                    bsr_xt_row_f32(v, R, xt, acc, BR, BC, NV, I16);
-                    for (int r = 0; r < BR; r++) {
-                        int64_t jj = R * BR + r;
-                        for (int u = 0; u < NV; u++)
-                            vstore(tf + u * BSR_VW, p->bias ? vadd(acc[r][u], vset1(p->bias[jj])) : acc[r][u]);
+            memset(accf, 0, (size_t)((g1 - g0) * astride * 4));
+            for (int64_t R = g0; R < g1; R++) cur[R - g0] = v->rp[R];
+            const void *xt = (const char *)j->xt + ch * K * MB * 4;
+            if (pm) {
+                for (int64_t kb = 0; kb < nkb; kb++) {
+                    if (ch == 0) {
+                        for (int64_t o = kb * lv / nkb; o < (kb + 1) * lv / nkb; o += 64) _mm_prefetch(pv + o, _MM_HINT_T1);
+                        for (int64_t o = kb * li / nkb; o < (kb + 1) * li / nkb; o += 64) _mm_prefetch(pi + o, _MM_HINT_T1);
+                    }
+                    for (int64_t R = g0; R < g1; R++) {
+                        int64_t b = cur[R - g0], e = b + v->cnt256[R * nkb + kb];
+                        if (b == e) continue;
+                        if (v->dtype == ISTHMUS_DTYPE_F32)
+                            bsr_xt_run_f32(v, b, e, kb * BSR_PANEL, xt, accf + (R - g0) * astride, BR, BC, NV);
+                        else
+                            bsr_xt_run_s8(v, b, e, kb * BSR_PANEL, xt, acci + (R - g0) * astride, BR, BC, NV);
+                        cur[R - g0] = e;
+                    }
+                }
+            } else {
+                for (int64_t R = g0; R < g1; R++)
+                    for (int64_t kb = 0, b = v->rp[R]; kb < nkb; kb++) {
+                        int64_t e = b + v->cnt256[R * nkb + kb];
+                        if (b == e) continue;
+                        if (v->dtype == ISTHMUS_DTYPE_F32)
+                            bsr_xt_run_f32(v, b, e, kb * BSR_PANEL, xt, accf + (R - g0) * astride, BR, BC, NV);
+                        else
+                            bsr_xt_run_s8(v, b, e, kb * BSR_PANEL, xt, acci + (R - g0) * astride, BR, BC, NV);
+                        b = e;
+                    }
+            }
+            if (v->dtype == ISTHMUS_DTYPE_S8 && !p->c)
+                for (int64_t i = 0; i < MB; i++) sx[i] = i < mb ? p->x_scales[m0 + i] : 0.0f;
+            /* epilogue: lane i of row jj is output (m0 + i, jj) */
+            for (int64_t R = g0; R < g1; R++)
+                for (int r = 0; r < BR; r++) {
+                    int64_t jj = R * BR + r;
+                    float *tf = accf + (R - g0) * astride + r * NV * BSR_VW;
+                    int32_t *ti = (int32_t *)tf;
+                    if (v->dtype == ISTHMUS_DTYPE_F32) {
+                        if (p->bias)
+                            for (int u = 0; u < NV; u++)
+                                vstore(tf + u * BSR_VW, vadd(vload(tf + u * BSR_VW), vset1(p->bias[jj])));
+                        float *y = p->y + m0 * p->ldy + jj;
+                        for (int64_t i = 0; i < mb; i++) y[i * p->ldy] = tf[i];
+                    } else if (p->c) {
+                        int32_t *c = p->c + m0 * p->ldc + jj;
+                        for (int64_t i = 0; i < mb; i++) c[i * p->ldc] = ti[i];
+                    } else {
+                        VF sw = vset1(v->scl[jj]);
+                        for (int u = 0; u < NV; u++) {
+                            /* spmm_s8_out lane by lane: fmaf((float)acc, sx * sw, 0) (+ bias) */
+                            VF yv = vfmadd(vcvt(viload(ti + u * BSR_VW)), vmul(vload(sx + u * BSR_VW), sw), vzero());
+                            vstore(tf + u * BSR_VW, p->bias ? vadd(yv, vset1(p->bias[jj])) : yv);
+                        }
                         float *y = p->y + m0 * p->ldy + jj;
                         for (int64_t i = 0; i < mb; i++) y[i * p->ldy] = tf[i];
                     }
                 }
-            } else {
-                const int32_t *xt = (const int32_t *)j->xt + ch * K * MB;
-                if (!p->c)
-                    for (int64_t i = 0; i < MB; i++) sx[i] = i < mb ? p->x_scales[m0 + i] : 0.0f;
-                for (int64_t R = g0; R < g1; R++) {
-                    VI acc[4][2];
-                    bsr_xt_row_s8(v, R, xt, acc, BR, BC, NV, I16);
-                    for (int r = 0; r < BR; r++) {
-                        int64_t jj = R * BR + r;
-                        if (p->c) {
-                            for (int u = 0; u < NV; u++) vistore(ti + u * BSR_VW, acc[r][u]);
-                            int32_t *c = p->c + m0 * p->ldc + jj;
-                            for (int64_t i = 0; i < mb; i++) c[i * p->ldc] = ti[i];
-                        } else {
-                            VF sw = vset1(v->scl[jj]);
-                            for (int u = 0; u < NV; u++) {
-                                /* spmm_s8_out lane by lane: fmaf((float)acc, sx * sw, 0) (+ bias) */
-                                VF yv = vfmadd(vcvt(acc[r][u]), vmul(vload(sx + u * BSR_VW), sw), vzero());
-                                vstore(tf + u * BSR_VW, p->bias ? vadd(yv, vset1(p->bias[jj])) : yv);
-                            }
-                            float *y = p->y + m0 * p->ldy + jj;
-                            for (int64_t i = 0; i < mb; i++) y[i * p->ldy] = tf[i];
-                        }
-                    }
-                }
-            }
         }
     }
 }
 
-#define BSR_SHAPES(NV, I16)                                                              \
-    static void bsr_xt_task_##NV##_##I16(void *ctx, int64_t t) {                         \
+#define BSR_SHAPES(NV)                                                                   \
+    static void bsr_xt_task_##NV(void *ctx, int64_t t) {                                 \
         bsr_job *j = ctx;                                                                \
         switch (j->v.br * 16 + j->v.bc) {                                                \
-        case 17: bsr_xt_task_t(j, t, 1, 1, NV, I16); break;                              \
-        case 20: bsr_xt_task_t(j, t, 1, 4, NV, I16); break;                              \
-        case 24: bsr_xt_task_t(j, t, 1, 8, NV, I16); break;                              \
-        default: bsr_xt_task_t(j, t, 4, 4, NV, I16); break;                              \
+        case 17: bsr_xt_task_t(j, t, 1, 1, NV); break;                                   \
+        case 20: bsr_xt_task_t(j, t, 1, 4, NV); break;                                   \
+        case 24: bsr_xt_task_t(j, t, 1, 8, NV); break;                                   \
+        default: bsr_xt_task_t(j, t, 4, 4, NV); break;                                   \
         }                                                                                \
     }
-BSR_SHAPES(1, 1)
-BSR_SHAPES(1, 0)
-BSR_SHAPES(2, 1)
-BSR_SHAPES(2, 0)
+BSR_SHAPES(1)
+BSR_SHAPES(2)
 
 static isthmus_status bsr_run_simd(const spmm_problem *p, const char *name) {
     bsr_job *j = isthmus__aligned_alloc(sizeof(bsr_job));
@@ -398,14 +551,23 @@ static isthmus_status bsr_run_simd(const spmm_problem *p, const char *name) {
     if (ntask > v->R) ntask = v->R;
     bsr_split(v, ntask, j->bounds);
     isthmus_status st = ISTHMUS_OK;
-    if (p->m == 1 && v->br == 1 && v->bc == 1) {
+    if (p->m == 1 && v->csr) {
+        /* x (or xq's int32 form) padded with zeros to whole segments / panels */
+        int64_t kp = v->nkb * BSR_PANEL;
+        void *xw = isthmus__scratch((size_t)kp * 4);
+        if (!xw) { st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", name); goto out; }
         if (v->dtype == ISTHMUS_DTYPE_S8) {
-            int32_t *xw = isthmus__scratch((size_t)p->k * 4);
-            if (!xw) { st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", name); goto out; }
-            for (int64_t k = 0; k < p->k; k++) xw[k] = (int32_t)(uint16_t)(int16_t)p->xq[k];
-            j->xw = xw;
+            int32_t *w = xw;
+            for (int64_t k = 0; k < p->k; k++) w[k] = (int32_t)(uint16_t)(int16_t)p->xq[k];
+            for (int64_t k = p->k; k < kp; k++) w[k] = 0;
+        } else {
+            float *w = xw;
+            memcpy(w, p->x, (size_t)p->k * 4);
+            for (int64_t k = p->k; k < kp; k++) w[k] = 0.0f;
         }
-        isthmus__parallel_for(ntask, bsr_gather_task, j);
+        j->xw = xw;
+        /* pairs of segments pay where the average pair holds <= 10 entries (density <= 10 / 64) */
+        isthmus__parallel_for(ntask, v->nblocks * 64 <= 10 * v->n * v->k ? bsr_m1_task_pair : bsr_m1_task, j);
         goto out;
     }
     const int NV = p->m <= BSR_VW ? 1 : 2;
@@ -416,9 +578,7 @@ static isthmus_status bsr_run_simd(const spmm_problem *p, const char *name) {
     j->xt = isthmus__scratch((size_t)(j->nch * p->k * j->MB * 4));
     if (!j->xt) { st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory for X^T", name); goto out; }
     isthmus__parallel_for(j->nch * j->nkb, bsr_xt_build_task, j);
-    isthmus_task_fn fn = NV == 1 ? (v->idx16 ? bsr_xt_task_1_1 : bsr_xt_task_1_0)
-                                 : (v->idx16 ? bsr_xt_task_2_1 : bsr_xt_task_2_0);
-    isthmus__parallel_for(ntask, fn, j);
+    isthmus__parallel_for(ntask, NV == 1 ? bsr_xt_task_1 : bsr_xt_task_2, j);
 out:
     isthmus__aligned_free(j);
     return st;

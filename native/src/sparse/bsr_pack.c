@@ -5,38 +5,42 @@
 #include <string.h>
 
 typedef struct bsr_geom {
-    int32_t br, bc, idx16;
-    int64_t R, nblocks, esize;
-    int64_t off[4], total;
+    int32_t br, bc, csr;
+    int64_t R, nblocks, esize, nkb, nseg;
+    int64_t off[6], total;
 } bsr_geom;
 
-/* Returns 0 on overflow. */
-static int geom_of(const isthmus_sparse_matrix *w, bsr_geom *g) {
-    int csr = w->format == ISTHMUS_SPARSE_CSR;
-    g->br = csr ? 1 : w->block_rows;
-    g->bc = csr ? 1 : w->block_cols;
+static void geom_of(const isthmus_sparse_matrix *w, bsr_geom *g) {
+    g->csr = w->format == ISTHMUS_SPARSE_CSR;
+    g->br = g->csr ? 1 : w->block_rows;
+    g->bc = g->csr ? 1 : w->block_cols;
     g->R = w->n / g->br;
     g->nblocks = w->nnz;
-    g->idx16 = w->k / g->bc <= 65536;
     g->esize = w->dtype == ISTHMUS_DTYPE_S8 ? 1 : 4;
-    /* validated: nblocks * br * bc <= n * k < 2^45, so none of these products overflow */
+    g->nkb = (w->k + BSR_PANEL - 1) / BSR_PANEL;
+    g->nseg = (w->k + BSR_SEG - 1) / BSR_SEG;
+    /* validated: nblocks * br * bc <= n * k < 2^45 and n * k < 2^45, so nothing here overflows */
     int64_t slots = g->nblocks + BSR_PAD;
     int64_t o = SPARSE_HEADER;
     g->off[0] = o;
     o = sparse_align64(o + (g->R + 1) * 8);
     g->off[1] = o;
-    o = sparse_align64(o + slots * (g->idx16 ? 2 : 4));
+    o = sparse_align64(o + slots * (g->csr ? 1 : 2));
     g->off[2] = o;
     o = sparse_align64(o + slots * g->br * g->bc * g->esize);
     g->off[3] = o;
     if (w->dtype == ISTHMUS_DTYPE_S8) o = sparse_align64(o + w->n * 4);
+    g->off[4] = o;
+    o = sparse_align64(o + g->R * g->nkb * 2);
+    g->off[5] = o;
+    if (g->csr) o = sparse_align64(o + g->R * g->nseg);
     g->total = o;
-    return o > 0;
 }
 
 int64_t bsr_packed_size(const isthmus_sparse_matrix *w) {
     bsr_geom g;
-    return geom_of(w, &g) ? g.total : -1;
+    geom_of(w, &g);
+    return g.total;
 }
 
 void bsr_pack(const isthmus_sparse_matrix *w, sparse_hdr *h, int32_t isa) {
@@ -50,24 +54,34 @@ void bsr_pack(const isthmus_sparse_matrix *w, sparse_hdr *h, int32_t isa) {
     h->dtype = w->dtype;
     h->br = g.br;
     h->bc = g.bc;
-    h->layout = g.idx16 ? BSR_IDX16 : BSR_IDX32;
+    h->layout = g.csr ? BSR_SEG8 : BSR_IDX16;
     h->n = w->n;
     h->k = w->k;
     h->nnz = g.nblocks * g.br * g.bc;
     h->total = g.total;
-    for (int i = 0; i < 4; i++) h->off[i] = g.off[i];
+    for (int i = 0; i < 6; i++) h->off[i] = g.off[i];
     h->aux[0] = g.nblocks;
     h->aux[1] = g.R;
     char *base = (char *)h;
     memcpy(base + g.off[0], w->row_ptr, (size_t)(g.R + 1) * 8);
-    if (g.idx16) {
+    uint16_t *c256 = (uint16_t *)(base + g.off[4]);
+    uint8_t *c32 = (uint8_t *)(base + g.off[5]);
+    memset(c256, 0, (size_t)(g.R * g.nkb * 2));
+    if (g.csr) memset(c32, 0, (size_t)(g.R * g.nseg));
+    for (int64_t r = 0; r < g.R; r++)
+        for (int64_t b = w->row_ptr[r]; b < w->row_ptr[r + 1]; b++) {
+            int64_t col = (int64_t)w->col_idx[b] * g.bc;
+            c256[r * g.nkb + col / BSR_PANEL]++;
+            if (g.csr) c32[r * g.nseg + col / BSR_SEG]++;
+        }
+    if (g.csr) {
+        uint8_t *ix = (uint8_t *)(base + g.off[1]);
+        for (int64_t b = 0; b < g.nblocks; b++) ix[b] = (uint8_t)(w->col_idx[b] % BSR_PANEL);
+        memset(ix + g.nblocks, 0, BSR_PAD);
+    } else {
         uint16_t *ix = (uint16_t *)(base + g.off[1]);
         for (int64_t b = 0; b < g.nblocks; b++) ix[b] = (uint16_t)w->col_idx[b];
         memset(ix + g.nblocks, 0, BSR_PAD * 2);
-    } else {
-        uint32_t *ix = (uint32_t *)(base + g.off[1]);
-        for (int64_t b = 0; b < g.nblocks; b++) ix[b] = (uint32_t)w->col_idx[b];
-        memset(ix + g.nblocks, 0, BSR_PAD * 4);
     }
     int64_t vbytes = g.nblocks * g.br * g.bc * g.esize;
     if (vbytes) memcpy(base + g.off[2], w->values, (size_t)vbytes);

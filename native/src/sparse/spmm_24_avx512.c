@@ -15,8 +15,12 @@
 #define MR512 8
 
 /* software prefetch distance in elements of the value stream (bytes: 1 KiB s8, 2 KiB f32) */
+#ifndef PF_S8
 #define PF_S8 1024
+#endif
+#ifndef PF_F32
 #define PF_F32 512
+#endif
 
 #define REP8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
@@ -73,12 +77,14 @@ static inline int64_t load8(const uint8_t *p) {
     return v;
 }
 
-/* vpshufb control bytes (i0, i1, 4 + i0', 4 + i1') per lane from the pack-time meta bytes */
-static inline __m512i ctrl_of(const uint8_t *mt) {
+/* vpshufb control bytes per lane from the pack-time meta bytes: (i0, i1, 4 + i0', 4 + i1') + off, where
+ * off = 0 for an even pair (x bytes 0..7 of the broadcast 16) and 8 for an odd one (bytes 8..15) */
+static inline __m512i ctrl_of(const uint8_t *mt, int odd) {
     __m512i m = isthmus_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)mt));
     __m512i u = _mm512_or_si512(m, _mm512_slli_epi32(m, 6));
     u = _mm512_or_si512(u, _mm512_slli_epi32(u, 12));
-    return _mm512_ternarylogic_epi32(u, _mm512_set1_epi32(0x03030303), _mm512_set1_epi32(0x04040000), 0xEA);
+    return _mm512_ternarylogic_epi32(u, _mm512_set1_epi32(0x03030303),
+                                     _mm512_set1_epi32(odd ? 0x0C0C0808 : 0x04040000), 0xEA);
 }
 
 static inline __attribute__((always_inline)) void uk_s8_t(const nm24_run_ctx *c, int64_t m0, const int MR,
@@ -102,19 +108,19 @@ static inline __attribute__((always_inline)) void uk_s8_t(const nm24_run_ctx *c,
         if ((q & 3) == 0) _mm_prefetch((const char *)(mt + 16 * q + PF_S8 / 4), _MM_HINT_T0);
         __m512i w0 = _mm512_load_si512((const void *)(v + 64 * q));
         __m512i w1 = _mm512_load_si512((const void *)(v + 64 * q + 64));
-        __m512i c0 = ctrl_of(mt + 16 * q), c1 = ctrl_of(mt + 16 * q + 16);
+        __m512i c0 = ctrl_of(mt + 16 * q, 0), c1 = ctrl_of(mt + 16 * q + 16, 1);
+        /* one 16-byte broadcast (a load, no shuffle uop) serves both pairs */
 #define ROWS2(r)                                                                                 \
         if (MR > r) {                                                                            \
-            __m512i xb0 = _mm512_set1_epi64(load8(x0 + r * ldx + 8 * q));                        \
-            __m512i xb1 = _mm512_set1_epi64(load8(x0 + r * ldx + 8 * q + 8));                    \
-            a##r = _mm512_dpbusd_epi32(a##r, _mm512_shuffle_epi8(xb0, c0), w0);                  \
-            b##r = _mm512_dpbusd_epi32(b##r, _mm512_shuffle_epi8(xb1, c1), w1);                  \
+            __m512i xb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x0 + r * ldx + 8 * q))); \
+            a##r = _mm512_dpbusd_epi32(a##r, _mm512_shuffle_epi8(xb, c0), w0);                   \
+            b##r = _mm512_dpbusd_epi32(b##r, _mm512_shuffle_epi8(xb, c1), w1);                   \
         }
         REP8(ROWS2)
     }
     if (q < nq) {
         __m512i w0 = _mm512_load_si512((const void *)(v + 64 * q));
-        __m512i c0 = ctrl_of(mt + 16 * q);
+        __m512i c0 = ctrl_of(mt + 16 * q, 0);
 #define ROWS1(r)                                                                                 \
         if (MR > r) {                                                                            \
             __m512i xb0 = _mm512_set1_epi64(load8(x0 + r * ldx + 8 * q));                        \

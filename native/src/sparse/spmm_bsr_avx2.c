@@ -19,9 +19,10 @@ static inline VI viload(const int32_t *p) { return _mm256_loadu_si256((const __m
 static inline void vistore(int32_t *p, VI a) { _mm256_storeu_si256((__m256i *)p, a); }
 static inline VI viadd(VI a, VI b) { return _mm256_add_epi32(a, b); }
 static inline VI vmadd16(VI a, VI b) { return _mm256_madd_epi16(a, b); }
+static inline VI vdpwssd(VI acc, VI a, VI b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
 static inline VF vcvt(VI a) { return _mm256_cvtepi32_ps(a); }
 static inline VI vidx16(const uint16_t *p) { return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)); }
-static inline VI vidx32(const uint32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline VI vidx8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
 static inline VF vgather(const float *base, VI idx) { return _mm256_i32gather_ps(base, idx, 4); }
 static inline VI vigather(const int32_t *base, VI idx) { return _mm256_i32gather_epi32((const int *)base, idx, 4); }
 static inline VI vw8(const int8_t *p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)); }

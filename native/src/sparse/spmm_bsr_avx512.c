@@ -19,9 +19,15 @@ static inline VI viload(const int32_t *p) { return _mm512_loadu_si512((const voi
 static inline void vistore(int32_t *p, VI a) { _mm512_storeu_si512((void *)p, a); }
 static inline VI viadd(VI a, VI b) { return _mm512_add_epi32(a, b); }
 static inline VI vmadd16(VI a, VI b) { return isthmus_mm512_madd_epi16(a, b); }
+static inline VI vdpwssd(VI acc, VI a, VI b) { return _mm512_dpwssd_epi32(acc, a, b); }
 static inline VF vcvt(VI a) { return isthmus_mm512_cvtepi32_ps(a); }
 static inline VI vidx16(const uint16_t *p) { return isthmus_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)); }
-static inline VI vidx32(const uint32_t *p) { return _mm512_loadu_si512((const void *)p); }
+static inline VI vidx8(const uint8_t *p) { return isthmus_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+#define BSR_PERM32 1
+static inline VF vperm32(VF lo, VI idx, VF hi) { return _mm512_permutex2var_ps(lo, idx, hi); }
+static inline VI viperm32(VI lo, VI idx, VI hi) { return _mm512_permutex2var_epi32(lo, idx, hi); }
+static inline VF vsel32(VI idx, VF a, VF b) { return _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)), a, b); }
+static inline VI visel32(VI idx, VI a, VI b) { return _mm512_mask_blend_epi32(_mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)), a, b); }
 static inline VF vgather(const float *base, VI idx) { return isthmus_mm512_i32gather_ps(idx, base); }
 static inline VI vigather(const int32_t *base, VI idx) { return isthmus_mm512_i32gather_epi32(idx, base); }
 static inline VI vw8(const int8_t *p) { return isthmus_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)); }
