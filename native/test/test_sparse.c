@@ -8,8 +8,9 @@
  *  S8:  the int32 output c equals the exact sum; y equals fmaf((float)acc, sx * sw, 0) (+ bias)
  *       computed here from the exact sum, so every ISA is bit-identical.
  * Outputs are written through strides with sentinel padding (ld > N) that must survive, into guarded
- * buffers; shapes include 1, odd, primes, 4096, deep K (the 16-bit / 32-bit column layouts and
- * ISTHMUS_GEMM_MAX_K), sparsities 0 .. 100% (empty rows, nnz = 0), single-nonzero rows.
+ * buffers; shapes include 1, odd, primes, 4096, deep K (65536 and beyond, up to ISTHMUS_GEMM_MAX_K:
+ * 512 panels of panel-local 8-bit columns, 16-bit BSR block columns), sparsities 0 .. 100% (empty rows,
+ * nnz = 0), single-nonzero rows.
  */
 #include "harness.h"
 
@@ -270,7 +271,8 @@ static void tiny_shapes(void) {
     }
 }
 
-/* The 16-bit column layout's boundary (K = 65536), the 32-bit one beyond it, and ISTHMUS_GEMM_MAX_K. */
+/* Deep K: 65536 (the old 16-bit column limit), past it, and ISTHMUS_GEMM_MAX_K, where the packed layout
+ * needs its full panel range; a nonzero in the very last column. */
 static void deep_k(void) {
     uint64_t seed = t_seed + 300;
     const int64_t ks[] = {65536, 65537, 131071, ISTHMUS_GEMM_MAX_K};

@@ -111,22 +111,27 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
  *   vw8 (BSR_VW int8 sign-extended to int32), vmaskf / vmaski (zero lanes >= n), vhsum / vihsum
  * and, where the ISA has a 32-entry two-register permute (AVX-512 vpermt2ps/d), BSR_PERM32 with
  *   vperm32 / viperm32(lo, idx, hi): lane i = (lo:hi)[idx[i] % 32], and
- *   vsel32 / visel32(idx, a, b): lane i = bit 5 of idx[i] ? b : a.
+ *   vsel32 / visel32(idx, a, b): lane i = bit 5 of idx[i] ? b : a;
+ * and with BSR_PERM64W (AVX-512 BW) the 32 x 16-bit forms vwload, vidx8w, vw8w, vwmask, vwperm64.
  *
- * Two paths:
- *  - M == 1, CSR: each row is a dot product of its values with x at its columns, two independent
- *    accumulators. With BSR_PERM32 the row is walked 32-column segment by segment (cnt32): the segment of
- *    x sits in two registers and vpermt2ps picks every lane's x from the low 5 bits of its index, so there
- *    are no gathers; otherwise the row is walked panel by panel with gathers. S8 uses an int32 copy of xq
- *    holding (uint16)(int16)xq, so pmaddwd with the sign-extended weight gives the exact product (the
- *    high halves multiply 0).
- *  - otherwise: X is transposed per chunk of MB = NV * BSR_VW rows into XT[K][MB] (S8: the same int32
- *    form), and every stored value becomes a broadcast-FMA (S8: pmaddwd + add) over a row of XT: one
- *    vector of MB outputs per output row. The walk is blocked over 256-column panels (cnt256), so the XT
- *    rows a panel touches (256 * MB * 4 bytes) stay in L1 while a group of rows runs over it, the group's
- *    partial sums living in a small buffer; every chunk of X runs over a group before the next group is
- *    read, so each weight byte comes from DRAM once. 4x4 blocks reuse each XT row load for 4 output rows;
- *    1x4 and 1x8 blocks read one index per 4 / 8 values.
+ * Paths:
+ *  - M == 1, CSR. With BSR_PERM32 (AVX-512) the row is walked by 32-column segments (cnt32): the
+ *    segment of x sits in two registers and vpermt2ps picks each lane's x from the low 5 bits of its
+ *    column, so there are no gathers; when the matrix is sparse enough (density <= 10/64) a 64-column
+ *    pair with <= 16 entries takes one vector (two vpermt2ps, bit 5 selects). S8 (BSR_PERM64W) widens xq
+ *    to int16: a 64-column pair is two registers, one vpermt2w serves up to 32 entries and vpdpwssd sums
+ *    the products exactly. Without them (AVX2) the row is walked panel by panel with gathers from x (S8:
+ *    an int32 copy holding (uint16)(int16)xq, so pmaddwd with the sign-extended weight is exact).
+ *  - M == 1, BSR: a block's x is contiguous: one 4/8-wide load per block (4x4: reused for 4 rows).
+ *  - otherwise: X is transposed per chunk of MB = NV * BSR_VW rows into XT[K][MB] (S8: the int32 form
+ *    above), and every stored value becomes a broadcast-FMA (S8: vpdpwssd) over a row of XT: one
+ *    vector of MB outputs per output row. CSR takes eight values per step (columns from one load, the
+ *    values broadcast by shuffle) so the loads are the XT rows alone. With one chunk the rows are walked
+ *    in order (the weights stream once, XT stays in L2); with several, each group of rows (<= 64 KiB of
+ *    values) runs panel-major (256 columns at a time, cnt256) for every chunk, its partial sums in a
+ *    small buffer and the next group's weights prefetched meanwhile, so each weight byte comes from DRAM
+ *    once. 4x4 blocks reuse each XT row load for 4 output rows; 1x4 and 1x8 blocks read one index per
+ *    4 / 8 values.
  * Tasks own ranges of block rows balanced by work (bsr_split); how a row is computed never depends on
  * the range it falls in, so results do not depend on the thread count.
  */
@@ -136,6 +141,9 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
 #define BSR_INLINE static inline __attribute__((always_inline))
 #define BSR_MAXTASK 256
 #define BSR_GROUP 32 /* block rows per group at most */
+#ifndef BSR_PF
+#define BSR_PF 2048  /* bytes of f32 values the M == 1 walk prefetches ahead */
+#endif
 
 /* ---- M == 1, CSR */
 #ifdef BSR_PERM32
@@ -189,18 +197,21 @@ BSR_INLINE int bsr_lo16(int n) { return n < 16 ? n : 16; }
  * latency); a pair with <= 16 entries takes one vector, a fuller one two or three; empty pairs are
  * skipped. */
 BSR_INLINE float bsr_m1_row_f32(const bsr_view *v, int64_t r, const float *xp, const int PAIR) {
-    VF a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+    VF a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero(), a4 = vzero();
     int64_t b = v->rp[r], s = 0;
     const uint8_t *cnt = v->cnt32 + r * v->nseg;
     for (; s + 4 <= v->nseg; s += 4) {
         int n0 = cnt[s] + cnt[s + 1], n1 = cnt[s + 2] + cnt[s + 3];
+        /* the stream runs ahead of what the out-of-order window would fetch by itself */
+        _mm_prefetch((const char *)(v->vf + b) + BSR_PF, _MM_HINT_T0);
+        _mm_prefetch((const char *)(v->idx8 + b) + BSR_PF / 4, _MM_HINT_T0);
         if (PAIR && n0 <= 16) { if (n0) BSR_PAIR_F32(s, n0, a0); }
-        else { BSR_SEG_F32(s, a0, a2); BSR_SEG_F32(s + 1, a1, a3); }
+        else { BSR_SEG_F32(s, a0, a4); BSR_SEG_F32(s + 1, a1, a4); }
         if (PAIR && n1 <= 16) { if (n1) BSR_PAIR_F32(s + 2, n1, a1); }
-        else { BSR_SEG_F32(s + 2, a0, a2); BSR_SEG_F32(s + 3, a1, a3); }
+        else { BSR_SEG_F32(s + 2, a2, a4); BSR_SEG_F32(s + 3, a3, a4); }
     }
-    for (; s < v->nseg; s++) BSR_SEG_F32(s, a0, a2);
-    return vhsum(vadd(vadd(a0, a1), vadd(a2, a3)));
+    for (; s < v->nseg; s++) BSR_SEG_F32(s, a0, a4);
+    return vhsum(vadd(vadd(vadd(a0, a1), vadd(a2, a3)), a4));
 }
 BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw, const int PAIR) {
     VI a0 = vizero(), a1 = vizero(), a2 = vizero(), a3 = vizero();
@@ -253,6 +264,133 @@ BSR_INLINE int32_t bsr_m1_row_s8(const bsr_view *v, int64_t r, const int32_t *xw
 }
 #endif
 
+#ifdef BSR_PERM64W
+/* S8, M == 1, with 16-bit lanes: xq widened to int16 (xw16), a 64-column segment pair is two registers
+ * and one vpermt2w picks up to 32 entries' x at once (the low 6 bits of the column); vpdpwssd sums the
+ * int16 products in pairs into int32, exactly. Pairs alternate between two accumulators. */
+#define BSR_PAIRW(s, a)                                                                           \
+    do {                                                                                          \
+        int n_ = cnt[s] + (s + 1 < v->nseg ? cnt[s + 1] : 0);                                     \
+        if (n_) {                                                                                 \
+            VI lo_ = vwload(xw + (s) * 32), hi_ = vwload(xw + (s) * 32 + 32);                     \
+            do {                                                                                  \
+                int l_ = n_ < 32 ? n_ : 32;                                                       \
+                a = vdpwssd(a, vwmask(vw8w(v->vq + b), l_), vwperm64(lo_, vidx8w(v->idx8 + b), hi_)); \
+                b += l_;                                                                          \
+                n_ -= l_;                                                                         \
+            } while (n_ > 0);                                                                     \
+        }                                                                                         \
+    } while (0)
+BSR_INLINE int32_t bsr_m1_row_s8w(const bsr_view *v, int64_t r, const int16_t *xw) {
+    VI a0 = vizero(), a1 = vizero();
+    int64_t b = v->rp[r], s = 0;
+    const uint8_t *cnt = v->cnt32 + r * v->nseg;
+    for (; s + 4 <= v->nseg; s += 4) {
+        _mm_prefetch((const char *)(v->vq + b) + BSR_PF / 4, _MM_HINT_T0);
+        _mm_prefetch((const char *)(v->idx8 + b) + BSR_PF / 4, _MM_HINT_T0);
+        BSR_PAIRW(s, a0);
+        BSR_PAIRW(s + 2, a1);
+    }
+    for (; s < v->nseg; s += 2) BSR_PAIRW(s, a0);
+    return vihsum(viadd(a0, a1));
+}
+#endif
+
+/* ---- M == 1, BSR: each block's x is contiguous (one 4- or 8-wide load serves the block; a 4x4 block
+ * reuses it for its 4 rows), so no index per value and no X^T. 128/256-bit steps, both ISAs. S8 reads
+ * x as int16 (xw16) and sums int16 products in pairs exactly (pmaddwd). out[r] = row R * br + r. */
+BSR_INLINE void bsr_m1_bsr_f32(const bsr_view *v, int64_t R, const float *x, float *out) {
+    int64_t b = v->rp[R], e = v->rp[R + 1];
+    if (v->br == 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (; b < e; b++) {
+            __m256 xv = _mm256_broadcast_ps((const __m128 *)(x + (int64_t)v->idx16[b] * 4));
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 16), xv, a0);     /* rows 0, 1 */
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 16 + 8), xv, a1); /* rows 2, 3 */
+        }
+        __m256 h = _mm256_hadd_ps(a0, a1);  /* r0 r0 r2 r2 | r1 r1 r3 r3 (pairs of lanes) */
+        h = _mm256_hadd_ps(h, h);           /* r0 r2 r0 r2 | r1 r3 r1 r3 */
+        __m128 lo = _mm256_castps256_ps128(h), hi = _mm256_extractf128_ps(h, 1);
+        out[0] = _mm_cvtss_f32(lo);
+        out[2] = _mm_cvtss_f32(_mm_shuffle_ps(lo, lo, 1));
+        out[1] = _mm_cvtss_f32(hi);
+        out[3] = _mm_cvtss_f32(_mm_shuffle_ps(hi, hi, 1));
+        return;
+    }
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    if (v->bc == 8) {
+        for (; b + 2 <= e; b += 2) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 8), _mm256_loadu_ps(x + (int64_t)v->idx16[b] * 8), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 8 + 8), _mm256_loadu_ps(x + (int64_t)v->idx16[b + 1] * 8), a1);
+        }
+        if (b < e) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 8), _mm256_loadu_ps(x + (int64_t)v->idx16[b] * 8), a0);
+    } else {
+        for (; b + 4 <= e; b += 4) {
+            __m256 x0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + (int64_t)v->idx16[b] * 4)),
+                                             _mm_loadu_ps(x + (int64_t)v->idx16[b + 1] * 4), 1);
+            __m256 x1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(x + (int64_t)v->idx16[b + 2] * 4)),
+                                             _mm_loadu_ps(x + (int64_t)v->idx16[b + 3] * 4), 1);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 4), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(v->vf + b * 4 + 8), x1, a1);
+        }
+        __m128 t = _mm_setzero_ps();
+        for (; b < e; b++) t = _mm_fmadd_ps(_mm_loadu_ps(v->vf + b * 4), _mm_loadu_ps(x + (int64_t)v->idx16[b] * 4), t);
+        a0 = _mm256_add_ps(a0, _mm256_insertf128_ps(_mm256_setzero_ps(), t, 0));
+    }
+    __m256 a = _mm256_add_ps(a0, a1);
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    out[0] = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+
+BSR_INLINE void bsr_m1_bsr_s8(const bsr_view *v, int64_t R, const int16_t *x, int32_t *out) {
+    int64_t b = v->rp[R], e = v->rp[R + 1];
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    if (v->br == 4) {
+        for (; b < e; b++) {
+            __m256i xv = _mm256_set1_epi64x(*(const int64_t *)(x + (int64_t)v->idx16[b] * 4)); /* 4 x int16, x4 */
+            __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v->vq + b * 16)));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(w, xv)); /* lanes 2r, 2r + 1: row r */
+        }
+        int32_t t[8];
+        _mm256_storeu_si256((__m256i *)t, a0);
+        for (int r = 0; r < 4; r++) out[r] = t[2 * r] + t[2 * r + 1];
+        return;
+    }
+    if (v->bc == 8) {
+        for (; b + 2 <= e; b += 2) {
+            __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v->vq + b * 8)));
+            __m256i xv = _mm256_inserti128_si256(
+                _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(x + (int64_t)v->idx16[b] * 8))),
+                _mm_loadu_si128((const __m128i *)(x + (int64_t)v->idx16[b + 1] * 8)), 1);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(w, xv));
+        }
+        for (; b < e; b++) {
+            __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(v->vq + b * 8)));
+            __m128i xv = _mm_loadu_si128((const __m128i *)(x + (int64_t)v->idx16[b] * 8));
+            a1 = _mm256_add_epi32(a1, _mm256_inserti128_si256(_mm256_setzero_si256(), _mm_madd_epi16(w, xv), 0));
+        }
+    } else {
+        for (; b + 4 <= e; b += 4) {
+            __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v->vq + b * 4)));
+            __m256i xv = _mm256_setr_epi64x(*(const int64_t *)(x + (int64_t)v->idx16[b] * 4),
+                                            *(const int64_t *)(x + (int64_t)v->idx16[b + 1] * 4),
+                                            *(const int64_t *)(x + (int64_t)v->idx16[b + 2] * 4),
+                                            *(const int64_t *)(x + (int64_t)v->idx16[b + 3] * 4));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(w, xv));
+        }
+        int32_t t = 0;
+        for (; b < e; b++)
+            for (int c = 0; c < 4; c++) t += (int32_t)v->vq[b * 4 + c] * x[(int64_t)v->idx16[b] * 4 + c];
+        a1 = _mm256_setr_epi32(t, 0, 0, 0, 0, 0, 0, 0);
+    }
+    __m256i a = _mm256_add_epi32(a0, a1);
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+    out[0] = _mm_cvtsi128_si32(q);
+}
+
 typedef struct bsr_job {
     const spmm_problem *p;
     bsr_view v;
@@ -273,9 +411,36 @@ BSR_INLINE void bsr_m1_task_t(void *ctx, int64_t t, const int PAIR) {
             float s = bsr_m1_row_f32(v, r, (const float *)j->xw, PAIR);
             p->y[r] = p->bias ? s + p->bias[r] : s;
         } else {
+#ifdef BSR_PERM64W
+            int32_t acc = bsr_m1_row_s8w(v, r, (const int16_t *)j->xw);
+#else
             int32_t acc = bsr_m1_row_s8(v, r, (const int32_t *)j->xw, PAIR);
+#endif
             if (p->c) p->c[r] = acc;
             else p->y[r] = spmm_s8_out(acc, p->x_scales[0], v->scl[r], p->bias, r);
+        }
+    }
+}
+static void bsr_m1_bsr_task(void *ctx, int64_t t) {
+    bsr_job *j = ctx;
+    const spmm_problem *p = j->p;
+    const bsr_view *v = &j->v;
+    for (int64_t R = j->bounds[t]; R < j->bounds[t + 1]; R++) {
+        if (v->dtype == ISTHMUS_DTYPE_F32) {
+            float o[4];
+            bsr_m1_bsr_f32(v, R, (const float *)j->xw, o);
+            for (int r = 0; r < v->br; r++) {
+                int64_t jj = R * v->br + r;
+                p->y[jj] = p->bias ? o[r] + p->bias[jj] : o[r];
+            }
+        } else {
+            int32_t o[4];
+            bsr_m1_bsr_s8(v, R, (const int16_t *)j->xw, o);
+            for (int r = 0; r < v->br; r++) {
+                int64_t jj = R * v->br + r;
+                if (p->c) p->c[jj] = o[r];
+                else p->y[jj] = spmm_s8_out(o[r], p->x_scales[0], v->scl[jj], p->bias, jj);
+            }
         }
     }
 }
@@ -321,42 +486,38 @@ BSR_INLINE void bsr_xt_run_f32(const bsr_view *v, int64_t b, int64_t e, int64_t 
     for (int r = 0; r < 4; r++)
         for (int u = 0; u < 2; u++) a0[r][u] = r < BR && u < NV ? vload(accp + (r * NV + u) * BSR_VW) : vzero();
     a1[0] = a1[1] = vzero();
-    if (BR == 1 && BC == 1 && NV == 1) { /* four chains: the FMA latency would bound fewer */
-        for (; b + 4 <= e; b += 4) {
-            a0[0][0] = vfmadd(vset1(v->vf[b]), vload(xt + bsr_c(v, b, kbase, 1) * MB), a0[0][0]);
-            a0[1][0] = vfmadd(vset1(v->vf[b + 1]), vload(xt + bsr_c(v, b + 1, kbase, 1) * MB), a0[1][0]);
-            a0[2][0] = vfmadd(vset1(v->vf[b + 2]), vload(xt + bsr_c(v, b + 2, kbase, 1) * MB), a0[2][0]);
-            a0[3][0] = vfmadd(vset1(v->vf[b + 3]), vload(xt + bsr_c(v, b + 3, kbase, 1) * MB), a0[3][0]);
-        }
-        for (; b < e; b++) a1[0] = vfmadd(vset1(v->vf[b]), vload(xt + bsr_c(v, b, kbase, 1) * MB), a1[0]);
-        a0[0][0] = vadd(vadd(vadd(a0[0][0], a0[1][0]), vadd(a0[2][0], a0[3][0])), a1[0]);
-    } else if (BR == 1 && BC == 1) {
-        for (; b + 2 <= e; b += 2) {
-            const float *x0 = xt + bsr_c(v, b, kbase, 1) * MB, *x1 = xt + bsr_c(v, b + 1, kbase, 1) * MB;
-            VF w0 = vset1(v->vf[b]), w1 = vset1(v->vf[b + 1]);
-            for (int u = 0; u < NV; u++) {
-                a0[0][u] = vfmadd(w0, vload(x0 + u * BSR_VW), a0[0][u]);
-                a1[u] = vfmadd(w1, vload(x1 + u * BSR_VW), a1[u]);
+    if (BR == 1 && BC == 1) {
+        /* eight values per step: their columns from one 8-byte load, each value broadcast from a
+         * register (a shuffle) rather than from memory, so the loads are the X^T rows alone; four
+         * chains at NV = 1, two per lane group at NV = 2 (the FMA latency would bound fewer) */
+        for (; b + 8 <= e; b += 8) {
+            uint64_t ix;
+            memcpy(&ix, v->idx8 + b, 8);
+            VF w8 = vload8(v->vf + b);
+            for (int i = 0; i < 8; i++) {
+                const float *x0 = xt + (kbase + (int64_t)((ix >> (8 * i)) & 255)) * MB;
+                const int c = NV == 1 ? i & 3 : i & 1;
+                VF w = vlane(w8, i);
+                for (int u = 0; u < NV; u++) a0[c][u] = vfmadd(w, vload(x0 + u * BSR_VW), a0[c][u]);
             }
         }
-        if (b < e) {
-            const float *x0 = xt + bsr_c(v, b, kbase, 1) * MB;
-            VF w0 = vset1(v->vf[b]);
-            for (int u = 0; u < NV; u++) a0[0][u] = vfmadd(w0, vload(x0 + u * BSR_VW), a0[0][u]);
-        }
-        for (int u = 0; u < NV; u++) a0[0][u] = vadd(a0[0][u], a1[u]);
-    } else if (BR == 1) {
         for (; b < e; b++) {
+            const float *x0 = xt + bsr_c(v, b, kbase, 1) * MB;
+            VF w = vset1(v->vf[b]);
+            for (int u = 0; u < NV; u++) a1[u] = vfmadd(w, vload(x0 + u * BSR_VW), a1[u]);
+        }
+        for (int u = 0; u < NV; u++)
+            a0[0][u] = vadd(vadd(vadd(a0[0][u], a0[1][u]), vadd(a0[2][u], a0[3][u])), a1[u]);
+    } else if (BR == 1) {
+        for (; b < e; b++) { /* four chains at NV = 1, two per lane group at NV = 2 */
             const float *x0 = xt + bsr_c(v, b, kbase, BC) * MB, *w = v->vf + b * BC;
-            for (int cc = 0; cc < BC; cc += 2) {
-                VF w0 = vset1(w[cc]), w1 = vset1(w[cc + 1]);
-                for (int u = 0; u < NV; u++) {
-                    a0[0][u] = vfmadd(w0, vload(x0 + cc * MB + u * BSR_VW), a0[0][u]);
-                    a1[u] = vfmadd(w1, vload(x0 + (cc + 1) * MB + u * BSR_VW), a1[u]);
-                }
+            for (int cc = 0; cc < BC; cc++) {
+                const int c = NV == 1 ? cc & 3 : cc & 1;
+                VF w0 = vset1(w[cc]);
+                for (int u = 0; u < NV; u++) a0[c][u] = vfmadd(w0, vload(x0 + cc * MB + u * BSR_VW), a0[c][u]);
             }
         }
-        for (int u = 0; u < NV; u++) a0[0][u] = vadd(a0[0][u], a1[u]);
+        for (int u = 0; u < NV; u++) a0[0][u] = vadd(vadd(a0[0][u], a0[1][u]), vadd(a0[2][u], a0[3][u]));
     } else {
         for (; b < e; b++) {
             const float *x0 = xt + bsr_c(v, b, kbase, BC) * MB, *w = v->vf + b * BR * BC;
@@ -380,41 +541,39 @@ BSR_INLINE void bsr_xt_run_s8(const bsr_view *v, int64_t b, int64_t e, int64_t k
     a1[0] = a1[1] = vizero();
     if (BR == 1 && BC == 1 && NV == 1) {
         for (; b + 4 <= e; b += 4) {
-            a0[0][0] = viadd(a0[0][0], vmadd16(viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB)));
-            a0[1][0] = viadd(a0[1][0], vmadd16(viset1(v->vq[b + 1]), viload(xt + bsr_c(v, b + 1, kbase, 1) * MB)));
-            a0[2][0] = viadd(a0[2][0], vmadd16(viset1(v->vq[b + 2]), viload(xt + bsr_c(v, b + 2, kbase, 1) * MB)));
-            a0[3][0] = viadd(a0[3][0], vmadd16(viset1(v->vq[b + 3]), viload(xt + bsr_c(v, b + 3, kbase, 1) * MB)));
+            a0[0][0] = vdpwssd(a0[0][0], viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB));
+            a0[1][0] = vdpwssd(a0[1][0], viset1(v->vq[b + 1]), viload(xt + bsr_c(v, b + 1, kbase, 1) * MB));
+            a0[2][0] = vdpwssd(a0[2][0], viset1(v->vq[b + 2]), viload(xt + bsr_c(v, b + 2, kbase, 1) * MB));
+            a0[3][0] = vdpwssd(a0[3][0], viset1(v->vq[b + 3]), viload(xt + bsr_c(v, b + 3, kbase, 1) * MB));
         }
-        for (; b < e; b++) a1[0] = viadd(a1[0], vmadd16(viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB)));
+        for (; b < e; b++) a1[0] = vdpwssd(a1[0], viset1(v->vq[b]), viload(xt + bsr_c(v, b, kbase, 1) * MB));
         a0[0][0] = viadd(viadd(viadd(a0[0][0], a0[1][0]), viadd(a0[2][0], a0[3][0])), a1[0]);
     } else if (BR == 1 && BC == 1) {
         for (; b + 2 <= e; b += 2) {
             const int32_t *x0 = xt + bsr_c(v, b, kbase, 1) * MB, *x1 = xt + bsr_c(v, b + 1, kbase, 1) * MB;
             VI w0 = viset1(v->vq[b]), w1 = viset1(v->vq[b + 1]);
             for (int u = 0; u < NV; u++) {
-                a0[0][u] = viadd(a0[0][u], vmadd16(w0, viload(x0 + u * BSR_VW)));
-                a1[u] = viadd(a1[u], vmadd16(w1, viload(x1 + u * BSR_VW)));
+                a0[0][u] = vdpwssd(a0[0][u], w0, viload(x0 + u * BSR_VW));
+                a1[u] = vdpwssd(a1[u], w1, viload(x1 + u * BSR_VW));
             }
         }
         if (b < e) {
             const int32_t *x0 = xt + bsr_c(v, b, kbase, 1) * MB;
             VI w0 = viset1(v->vq[b]);
-            for (int u = 0; u < NV; u++) a0[0][u] = viadd(a0[0][u], vmadd16(w0, viload(x0 + u * BSR_VW)));
+            for (int u = 0; u < NV; u++) a0[0][u] = vdpwssd(a0[0][u], w0, viload(x0 + u * BSR_VW));
         }
         for (int u = 0; u < NV; u++) a0[0][u] = viadd(a0[0][u], a1[u]);
     } else if (BR == 1) {
         for (; b < e; b++) {
             const int32_t *x0 = xt + bsr_c(v, b, kbase, BC) * MB;
             const int8_t *w = v->vq + b * BC;
-            for (int cc = 0; cc < BC; cc += 2) {
-                VI w0 = viset1(w[cc]), w1 = viset1(w[cc + 1]);
-                for (int u = 0; u < NV; u++) {
-                    a0[0][u] = viadd(a0[0][u], vmadd16(w0, viload(x0 + cc * MB + u * BSR_VW)));
-                    a1[u] = viadd(a1[u], vmadd16(w1, viload(x0 + (cc + 1) * MB + u * BSR_VW)));
-                }
+            for (int cc = 0; cc < BC; cc++) {
+                const int c = NV == 1 ? cc & 3 : cc & 1;
+                VI w0 = viset1(w[cc]);
+                for (int u = 0; u < NV; u++) a0[c][u] = vdpwssd(a0[c][u], w0, viload(x0 + cc * MB + u * BSR_VW));
             }
         }
-        for (int u = 0; u < NV; u++) a0[0][u] = viadd(a0[0][u], a1[u]);
+        for (int u = 0; u < NV; u++) a0[0][u] = viadd(viadd(a0[0][u], a0[1][u]), viadd(a0[2][u], a0[3][u]));
     } else {
         for (; b < e; b++) {
             const int32_t *x0 = xt + bsr_c(v, b, kbase, BC) * MB;
@@ -422,7 +581,7 @@ BSR_INLINE void bsr_xt_run_s8(const bsr_view *v, int64_t b, int64_t e, int64_t k
             for (int cc = 0; cc < BC; cc++)
                 for (int u = 0; u < NV; u++) {
                     VI xv = viload(x0 + cc * MB + u * BSR_VW);
-                    for (int r = 0; r < BR; r++) a0[r][u] = viadd(a0[r][u], vmadd16(viset1(w[r * BC + cc]), xv));
+                    for (int r = 0; r < BR; r++) a0[r][u] = vdpwssd(a0[r][u], viset1(w[r * BC + cc]), xv);
                 }
         }
     }
@@ -551,15 +710,34 @@ static isthmus_status bsr_run_simd(const spmm_problem *p, const char *name) {
     if (ntask > v->R) ntask = v->R;
     bsr_split(v, ntask, j->bounds);
     isthmus_status st = ISTHMUS_OK;
+    if (p->m == 1 && !v->csr) {
+        /* x as is, or xq widened to int16 */
+        if (v->dtype == ISTHMUS_DTYPE_S8) {
+            int16_t *w = isthmus__scratch((size_t)p->k * 2);
+            if (!w) { st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", name); goto out; }
+            for (int64_t k = 0; k < p->k; k++) w[k] = p->xq[k];
+            j->xw = w;
+        } else {
+            j->xw = p->x;
+        }
+        isthmus__parallel_for(ntask, bsr_m1_bsr_task, j);
+        goto out;
+    }
     if (p->m == 1 && v->csr) {
         /* x (or xq's int32 form) padded with zeros to whole segments / panels */
         int64_t kp = v->nkb * BSR_PANEL;
         void *xw = isthmus__scratch((size_t)kp * 4);
         if (!xw) { st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", name); goto out; }
         if (v->dtype == ISTHMUS_DTYPE_S8) {
+#ifdef BSR_PERM64W
+            int16_t *w = xw;
+            for (int64_t k = 0; k < p->k; k++) w[k] = p->xq[k];
+            for (int64_t k = p->k; k < kp; k++) w[k] = 0;
+#else
             int32_t *w = xw;
             for (int64_t k = 0; k < p->k; k++) w[k] = (int32_t)(uint16_t)(int16_t)p->xq[k];
             for (int64_t k = p->k; k < kp; k++) w[k] = 0;
+#endif
         } else {
             float *w = xw;
             memcpy(w, p->x, (size_t)p->k * 4);

@@ -13,6 +13,8 @@ static inline void vstore(float *p, VF a) { _mm256_storeu_ps(p, a); }
 static inline VF vadd(VF a, VF b) { return _mm256_add_ps(a, b); }
 static inline VF vmul(VF a, VF b) { return _mm256_mul_ps(a, b); }
 static inline VF vfmadd(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
+static inline VF vload8(const float *p) { return _mm256_loadu_ps(p); }
+static inline VF vlane(VF w, int i) { return _mm256_permutevar8x32_ps(w, _mm256_set1_epi32(i)); }
 static inline VI vizero(void) { return _mm256_setzero_si256(); }
 static inline VI viset1(int32_t a) { return _mm256_set1_epi32(a); }
 static inline VI viload(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }

@@ -13,6 +13,8 @@ static inline void vstore(float *p, VF a) { _mm512_storeu_ps(p, a); }
 static inline VF vadd(VF a, VF b) { return _mm512_add_ps(a, b); }
 static inline VF vmul(VF a, VF b) { return _mm512_mul_ps(a, b); }
 static inline VF vfmadd(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
+static inline VF vload8(const float *p) { return _mm512_castps256_ps512(_mm256_loadu_ps(p)); } /* lanes 8.. unused */
+static inline VF vlane(VF w, int i) { return _mm512_permutexvar_ps(_mm512_set1_epi32(i), w); }
 static inline VI vizero(void) { return _mm512_setzero_si512(); }
 static inline VI viset1(int32_t a) { return _mm512_set1_epi32(a); }
 static inline VI viload(const int32_t *p) { return _mm512_loadu_si512((const void *)p); }
@@ -26,6 +28,13 @@ static inline VI vidx8(const uint8_t *p) { return isthmus_mm512_cvtepu8_epi32(_m
 #define BSR_PERM32 1
 static inline VF vperm32(VF lo, VI idx, VF hi) { return _mm512_permutex2var_ps(lo, idx, hi); }
 static inline VI viperm32(VI lo, VI idx, VI hi) { return _mm512_permutex2var_epi32(lo, idx, hi); }
+#define BSR_PERM64W 1
+static inline VI vwload(const int16_t *p) { return _mm512_loadu_si512((const void *)p); }
+/* 32 indices / weights widened to int16 (the sign extension of an index leaves its low 6 bits) */
+static inline VI vidx8w(const uint8_t *p) { return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)p)); }
+static inline VI vw8w(const int8_t *p) { return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)p)); }
+static inline VI vwmask(VI a, int n) { return _mm512_maskz_mov_epi16((__mmask32)(n >= 32 ? 0xffffffffu : (1u << n) - 1), a); }
+static inline VI vwperm64(VI lo, VI idx, VI hi) { return _mm512_permutex2var_epi16(lo, idx, hi); }
 static inline VF vsel32(VI idx, VF a, VF b) { return _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)), a, b); }
 static inline VI visel32(VI idx, VI a, VI b) { return _mm512_mask_blend_epi32(_mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)), a, b); }
 static inline VF vgather(const float *base, VI idx) { return isthmus_mm512_i32gather_ps(idx, base); }
