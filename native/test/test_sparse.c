@@ -441,6 +441,24 @@ static void bench_shapes(void) {
         }
 }
 
+/* The bitmap walk (CSR f32 at M = 1 on AVX-512, rows holding >= K / 5 values, bsr.h): densities 100 / 50
+ * / 30 / 20 (the threshold: rows fall on both sides of it) / 12.5 / 10 / 0%, with the single-entry and
+ * empty rows of make_case below it in the same matrix; K = 1, around multiples of 16 and 64 (tail
+ * masks), and deep K. */
+static void bitmap_rows(void) {
+    uint64_t seed = t_seed + 700;
+    const double sp[] = {0.0, 0.5, 0.7, 0.8, 0.875, 0.9, 1.0};
+    const int64_t ks[] = {1, 2, 15, 16, 17, 63, 64, 65, 200, 1000, 4096};
+    for (int si = 0; si < 7; si++)
+        for (int ki = 0; ki < 11; ki++)
+            check_all(1, 29, ks[ki], ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, sp[si], (si + ki) & 1, seed++);
+    check_all(1, 3, 65537, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.7, 1, seed++);
+    check_all(1, 2, ISTHMUS_GEMM_MAX_K, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.5, 0, seed++);
+    /* the same packed matrices at M > 1 (the X^T path reads the indices, not the bitmap) */
+    check_all(3, 29, 1000, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.8, 1, seed++);
+    check_all(20, 29, 65, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.5, 0, seed++);
+}
+
 const test_case sparse_tests[] = {
     {"sparse", "sweep", sweep},
     {"sparse", "sparsities", sparsities},
@@ -450,5 +468,6 @@ const test_case sparse_tests[] = {
     {"sparse", "thread_invariance", thread_invariance},
     {"sparse", "malformed", malformed},
     {"sparse", "bench_shapes", bench_shapes},
+    {"sparse", "bitmap_rows", bitmap_rows},
     {NULL, NULL, NULL},
 };

@@ -63,8 +63,17 @@ static inline __m512 isthmus_mm512_permutevar_ps(__m512 a, __m512i idx) {
     const __m512i base = _mm512_set_epi32(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
     return _mm512_permutexvar_ps(_mm512_or_si512(_mm512_and_si512(idx, _mm512_set1_epi32(3)), base), a);
 }
+/* SIMDe 0.7.4 has no 512-bit expand: lane i of the result is the next unused lane of a (from lane 0)
+ * where bit i of k is set, else 0. */
+static inline __m512 isthmus_mm512_maskz_expand_ps(__mmask16 k, __m512 a) {
+    float s[16], d[16];
+    _mm512_storeu_ps(s, a);
+    for (int i = 0, j = 0; i < 16; i++) d[i] = (k >> i) & 1 ? s[j++] : 0.0f;
+    return _mm512_loadu_ps(d);
+}
 #else
 #include <immintrin.h>
+#define isthmus_mm512_maskz_expand_ps(k, a) _mm512_maskz_expand_ps((k), (a))
 #define isthmus_mm512_madd_epi16(a, b) _mm512_madd_epi16(a, b)
 #define isthmus_mm512_i32gather_ps(idx, base) _mm512_i32gather_ps((idx), (base), 4)
 #define isthmus_mm512_i32gather_epi32(idx, base) _mm512_i32gather_epi32((idx), (base), 4)

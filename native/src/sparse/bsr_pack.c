@@ -7,7 +7,7 @@
 typedef struct bsr_geom {
     int32_t br, bc, csr;
     int64_t R, nblocks, esize, nkb, nseg;
-    int64_t off[6], total;
+    int64_t off[6], bm, total; /* bm: offset of the bitmap section, or 0 */
 } bsr_geom;
 
 static void geom_of(const isthmus_sparse_matrix *w, bsr_geom *g) {
@@ -34,6 +34,14 @@ static void geom_of(const isthmus_sparse_matrix *w, bsr_geom *g) {
     o = sparse_align64(o + g->R * g->nkb * 2);
     g->off[5] = o;
     if (g->csr) o = sparse_align64(o + g->R * g->nseg);
+    g->bm = 0;
+    if (g->csr && w->dtype == ISTHMUS_DTYPE_F32)
+        for (int64_t r = 0; r < g->R; r++)
+            if (bsr_bm_row(w->row_ptr[r + 1] - w->row_ptr[r], w->k)) {
+                g->bm = bsr_bm_off(g->off[5], g->R, w->k);
+                o = sparse_align64(g->bm + g->R * ((w->k + 63) / 64) * 8);
+                break;
+            }
     g->total = o;
 }
 
@@ -87,4 +95,12 @@ void bsr_pack(const isthmus_sparse_matrix *w, sparse_hdr *h, int32_t isa) {
     if (vbytes) memcpy(base + g.off[2], w->values, (size_t)vbytes);
     memset(base + g.off[2] + vbytes, 0, (size_t)(BSR_PAD * g.br * g.bc * g.esize));
     if (w->dtype == ISTHMUS_DTYPE_S8) memcpy(base + g.off[3], w->scales, (size_t)w->n * 4);
+    if (g.bm) {
+        int64_t nw = (w->k + 63) / 64;
+        uint64_t *bm = (uint64_t *)(base + g.bm);
+        memset(bm, 0, (size_t)(g.R * nw * 8));
+        for (int64_t r = 0; r < g.R; r++)
+            for (int64_t b = w->row_ptr[r]; b < w->row_ptr[r + 1]; b++)
+                bm[r * nw + w->col_idx[b] / 64] |= (uint64_t)1 << (w->col_idx[b] % 64);
+    }
 }
