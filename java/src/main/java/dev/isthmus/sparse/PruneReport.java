@@ -42,7 +42,7 @@ public record PruneReport(double targetSparsity, double achievedSparsity, long r
 
     @Override
     public String toString() {
-        return String.format(Locale.ROOT, "PruneReport[target %.4g, achieved %.4g (%d of %d removed), weight error %.4g%s]",
+        return String.format(Locale.ROOT, "PruneReport[target %.4g, achieved %.4g (%d of %d removed), Frobenius error %.4g%s]",
                 targetSparsity, achievedSparsity, removed, total, relativeFrobeniusError,
                 hasOutputError() ? String.format(Locale.ROOT, ", output error %.4g (max %.4g) over %d rows",
                         relativeOutputError, maxAbsOutputError, sampleRows) : "");

@@ -52,7 +52,7 @@ public final class PruneResult implements AutoCloseable {
     }
 
     /**
-     * The pruned matrix in the format its structure fits: 2:4 for {@code nm(n, 4)} with n <= 2, BSR with the
+     * The pruned matrix in the format its structure fits: 2:4 for {@code nm(n, 4)} with {@code n <= 2}, BSR with the
      * pruning's block for block pruning, else CSR.
      */
     public SparseMatrix toSparse() {

@@ -3,10 +3,10 @@ package dev.isthmus.sparse;
 import dev.isthmus.DType;
 import dev.isthmus.Tensor;
 import dev.isthmus.bindings.Isthmus;
+import dev.isthmus.bindings.isthmus_quantize_args;
 import dev.isthmus.bindings.isthmus_spmm_args;
 import dev.isthmus.internal.Checks;
 import dev.isthmus.internal.Native;
-import dev.isthmus.quant.Quant;
 import dev.isthmus.quant.QuantScheme;
 import dev.isthmus.quant.QuantizedTensor;
 
@@ -72,8 +72,25 @@ public final class Sparse {
         checkBiasOut(bias, out, m, w.n(), x);
         Checks.noOverlap(out, "out", x, "x");
         if (w.dtype() == DType.I8) {
-            try (QuantizedTensor xq = Quant.quantize(x, QuantScheme.int8PerRow())) {
-                run("matmul", w, null, xq.values(), xq.scales(), bias, out, null);
+            // x quantized per row into scratch memory of this call (a confined arena: no shared-arena close)
+            Native.ensureLoaded();
+            try (Arena scratch = Arena.ofConfined()) {
+                Tensor xq = Tensor.allocate(scratch, DType.I8, m, x.dim(1));
+                Tensor xs = Tensor.allocate(scratch, DType.F32, m);
+                try (Tensor.Lease lx = x.lease()) {
+                    MemorySegment a = isthmus_quantize_args.allocate(scratch);
+                    isthmus_quantize_args.rows(a, m);
+                    isthmus_quantize_args.cols(a, x.dim(1));
+                    isthmus_quantize_args.x(a, x.segment());
+                    isthmus_quantize_args.ldx(a, rowStride(x));
+                    isthmus_quantize_args.granularity(a, Isthmus.ISTHMUS_SCALE_PER_ROW());
+                    isthmus_quantize_args.group(a, 0);
+                    isthmus_quantize_args.q(a, xq.segment());
+                    isthmus_quantize_args.ldq(a, x.dim(1));
+                    isthmus_quantize_args.scales(a, xs.segment());
+                    Native.checkInput(Isthmus.isthmus_quantize_s8(a), "matmul", "x " + Checks.shape(x), "not finite");
+                }
+                run("matmul", w, null, xq, xs, bias, out, null);
             }
             return;
         }

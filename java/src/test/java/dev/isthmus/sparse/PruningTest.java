@@ -304,6 +304,34 @@ class PruningTest {
     }
 
     @Test
+    void stridedAndTinyMatrices() {
+        Random rnd = new Random(37);
+        int n = 6, k = 16, ld = 21;
+        float[] big = SparseTestSupport.randomFloats(rnd, n * ld, 1f);
+        float[] packed = new float[n * k];
+        for (int i = 0; i < n; i++) System.arraycopy(big, i * ld, packed, i * k, k);
+        try (Tensor b = Tensor.of(big, n, ld); Tensor c = Tensor.of(packed, n, k)) {
+            Tensor view = Tensor.wrap(b.segment(), DType.F32, new long[] {n, k}, new long[] {ld, 1});
+            for (Pruning p : new Pruning[] {Pruning.magnitude(0.5), Pruning.nm(2, 4), Pruning.block(BlockShape.B1x8, 0.5)})
+                try (PruneResult a = p.prune(view); PruneResult e = p.prune(c)) {
+                    assertArrayEquals(e.mask().toByteArray(), a.mask().toByteArray(), p + " on a strided view");
+                    assertArrayEquals(e.pruned().toFloatArray(), a.pruned().toFloatArray(), p + " on a strided view");
+                }
+        }
+        try (Tensor one = Tensor.of(new float[] {-3f}, 1, 1); PruneResult keep = Pruning.magnitude(0.4).prune(one);
+             PruneResult drop = Pruning.magnitude(0.6).global().prune(one)) {
+            assertArrayEquals(new byte[] {1}, keep.mask().toByteArray(), "round(0.4 * 1) = 0 removed");
+            assertArrayEquals(new byte[] {0}, drop.mask().toByteArray(), "round(0.6 * 1) = 1 removed");
+            assertEquals(1.0, drop.report().relativeFrobeniusError());
+        }
+        try (Tensor zeros = Tensor.of(new float[32], 2, 16); PruneResult r = Pruning.magnitude(0.5).prune(zeros, zeros)) {
+            assertEquals(0.0, r.report().relativeFrobeniusError(), "an all-zero W has no error");
+            assertEquals(0.0, r.report().relativeOutputError());
+            assertEquals(0.5, r.report().achievedSparsity());
+        }
+    }
+
+    @Test
     void badSpecsAndInputs() {
         fails(IllegalArgumentException.class, "sparsity = 1.5, must be in [0, 1]", () -> Pruning.magnitude(1.5));
         fails(IllegalArgumentException.class, "sparsity = -0.1", () -> Pruning.magnitude(-0.1));

@@ -229,6 +229,15 @@ class SparseBadInputTest {
             Tensor closedX = Tensor.of(new float[m * k], m, k);
             closedX.close();
             fails(IllegalStateException.class, "x F32[3, 8] is closed", () -> Sparse.matmul(closedX, w));
+            Tensor closedBias = Tensor.of(new float[n], n);
+            closedBias.close();
+            fails(IllegalStateException.class, "bias F32[4] is closed", () -> Sparse.matmul(x, w, closedBias));
+            Tensor closedOut = Tensor.allocate(DType.F32, m, n);
+            closedOut.close();
+            fails(IllegalStateException.class, "out F32[3, 4] is closed", () -> Sparse.matmul(x, w, null, closedOut));
+            Tensor closedXq = Tensor.of(new byte[m * k], m, k);
+            closedXq.close();
+            fails(IllegalStateException.class, "xq I8[3, 8] is closed", () -> Sparse.matmulInt32(closedXq, w8));
             Tensor heap = Tensor.wrap(MemorySegment.ofArray(new float[m * k]), DType.F32, m, k);
             fails(IllegalArgumentException.class, "Java heap array", () -> Sparse.matmul(heap, w));
         }

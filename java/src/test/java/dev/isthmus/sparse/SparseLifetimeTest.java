@@ -41,6 +41,7 @@ class SparseLifetimeTest {
         Random r = new Random(21);
         int m = 128, n = 512, k = 2048; // dense CSR on the reference kernel: 134 M MACs, tens of ms or more
         Isthmus.setIsaCap(Isa.REF);
+        int threads = Isthmus.threads();
         Isthmus.setThreads(1);
         try (Tensor x = Tensor.of(SparseTestSupport.randomFloats(r, m * k, 1f), m, k);
              Tensor wt = Tensor.of(SparseTestSupport.randomFloats(r, n * k, 1f), n, k)) {
@@ -79,7 +80,7 @@ class SparseLifetimeTest {
             }
             assertTrue(refused >= 1, "close() while a matmul runs must be refused");
         } finally {
-            Isthmus.setThreads(Runtime.getRuntime().availableProcessors());
+            Isthmus.setThreads(threads);
         }
     }
 

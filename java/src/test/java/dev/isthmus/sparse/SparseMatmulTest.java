@@ -81,8 +81,10 @@ class SparseMatmulTest {
         Random r = new Random(4096);
         for (Fmt f : SparseTestSupport.FORMATS) {
             float[] w = SparseTestSupport.randomSparse(r, 64, 4096, f, 0.9);
-            checkF32(r, f, 17, 64, 4096, w, true, false, Isthmus.isa(), f + " K=4096");
-            checkS8(r, f, 17, 64, 4096, w, true, false, Isthmus.isa(), f + " K=4096");
+            for (int m : new int[] {1, 17}) { // decode (M = 1 has its own kernels) and a batch
+                checkF32(r, f, m, 64, 4096, w, true, m == 1, Isthmus.isa(), f + " K=4096 M=" + m);
+                checkS8(r, f, m, 64, 4096, w, true, m == 1, Isthmus.isa(), f + " K=4096 M=" + m);
+            }
         }
         Fmt csr = SparseTestSupport.FORMATS.get(0);
         float[] w = SparseTestSupport.randomSparse(r, 4096, 96, csr, 0.7);

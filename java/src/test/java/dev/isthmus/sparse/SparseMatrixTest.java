@@ -181,6 +181,22 @@ class SparseMatrixTest {
     }
 
     @Test
+    void enumsMatchTheNativeConstants() {
+        assertEquals(dev.isthmus.bindings.Isthmus.ISTHMUS_SPARSE_CSR(), SparseFormat.CSR.code());
+        assertEquals(dev.isthmus.bindings.Isthmus.ISTHMUS_SPARSE_BSR(), SparseFormat.BSR.code());
+        assertEquals(dev.isthmus.bindings.Isthmus.ISTHMUS_SPARSE_2_4(), SparseFormat.TWO_FOUR.code());
+        assertEquals(dev.isthmus.bindings.Isthmus.ISTHMUS_PRUNE_PER_ROW(), Pruning.Structure.PER_ROW.ordinal());
+        assertEquals(dev.isthmus.bindings.Isthmus.ISTHMUS_PRUNE_GLOBAL(), Pruning.Structure.GLOBAL.ordinal());
+        assertEquals(dev.isthmus.bindings.Isthmus.ISTHMUS_PRUNE_N_M(), Pruning.Structure.N_M.ordinal());
+        assertEquals(dev.isthmus.bindings.Isthmus.ISTHMUS_PRUNE_BLOCK(), Pruning.Structure.BLOCK.ordinal());
+        assertSame(BlockShape.B1x4, BlockShape.of(1, 4));
+        assertSame(BlockShape.B1x8, BlockShape.of(1, 8));
+        assertSame(BlockShape.B4x4, BlockShape.of(4, 4));
+        assertEquals("4x4", BlockShape.B4x4.toString());
+        assertEquals("2:4", SparseFormat.TWO_FOUR.toString());
+    }
+
+    @Test
     void denseFromAStridedView() {
         Random r = new Random(3);
         float[] big = SparseTestSupport.randomSparse(r, 8, 16, SparseTestSupport.FORMATS.get(0), 0.5);
