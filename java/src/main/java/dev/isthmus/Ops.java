@@ -5,6 +5,7 @@ import dev.isthmus.bindings.isthmus_gemm_f32_s8_args;
 import dev.isthmus.bindings.isthmus_gemm_s8_args;
 import dev.isthmus.bindings.isthmus_gemm_s8_s32_args;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Outputs;
 import dev.isthmus.internal.Native;
 import dev.isthmus.quant.PackedWeights;
 import dev.isthmus.quant.QuantScheme;
@@ -36,14 +37,7 @@ public final class Ops {
     public static Tensor matmul(Tensor x, PackedWeights w) {
         Checks.matrix(x, "x", DType.F32);
         Checks.notNull(w, "w");
-        Tensor y = Tensor.allocate(DType.F32, x.dim(0), w.n());
-        try {
-            matmul(x, w, null, y);
-        } catch (RuntimeException e) {
-            y.close();
-            throw e;
-        }
-        return y;
+        return Outputs.allocate(DType.F32, x.dim(0), w.n(), y -> matmul(x, w, null, y));
     }
 
     /** As {@link #matmul(Tensor, PackedWeights)}, adding {@code bias} [N] (or null) and writing {@code out} [M, N]. */
@@ -76,14 +70,7 @@ public final class Ops {
     /** {@code Y = (Aq . W^T) * scales} for activations already quantized. Returns a new owned tensor. */
     public static Tensor matmul(QuantizedTensor a, PackedWeights w) {
         Checks.notNull(a, "a");
-        Tensor y = Tensor.allocate(DType.F32, a.rows(), Checks.notNull(w, "w").n());
-        try {
-            matmul(a, w, null, y);
-        } catch (RuntimeException e) {
-            y.close();
-            throw e;
-        }
-        return y;
+        return Outputs.allocate(DType.F32, a.rows(), Checks.notNull(w, "w").n(), y -> matmul(a, w, null, y));
     }
 
     /**
@@ -128,14 +115,7 @@ public final class Ops {
     /** Exact int32 {@code C = Aq . Wq^T} (no scales), for custom epilogues. Returns a new owned I32 tensor. */
     public static Tensor matmulInt32(Tensor a, PackedWeights w) {
         Checks.matrix(a, "a", DType.I8);
-        Tensor c = Tensor.allocate(DType.I32, a.dim(0), Checks.notNull(w, "w").n());
-        try {
-            matmulInt32(a, w, c);
-        } catch (RuntimeException e) {
-            c.close();
-            throw e;
-        }
-        return c;
+        return Outputs.allocate(DType.I32, a.dim(0), Checks.notNull(w, "w").n(), c -> matmulInt32(a, w, c));
     }
 
     /** Exact int32 {@code C[M,N] = Aq[M,K] . Wq[N,K]^T} into {@code out}. */

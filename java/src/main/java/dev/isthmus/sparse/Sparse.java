@@ -6,6 +6,7 @@ import dev.isthmus.bindings.Isthmus;
 import dev.isthmus.bindings.isthmus_quantize_args;
 import dev.isthmus.bindings.isthmus_spmm_args;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Outputs;
 import dev.isthmus.internal.Native;
 import dev.isthmus.quant.QuantScheme;
 import dev.isthmus.quant.QuantizedTensor;
@@ -54,14 +55,7 @@ public final class Sparse {
     public static Tensor matmul(Tensor x, SparseMatrix w, Tensor bias) {
         Checks.matrix(x, "x", DType.F32);
         Checks.notNull(w, "w");
-        Tensor y = Tensor.allocate(DType.F32, x.dim(0), w.n());
-        try {
-            matmul(x, w, bias, y);
-        } catch (RuntimeException e) {
-            y.close();
-            throw e;
-        }
-        return y;
+        return Outputs.allocate(DType.F32, x.dim(0), w.n(), y -> matmul(x, w, bias, y));
     }
 
     /** As {@link #matmul(Tensor, SparseMatrix, Tensor)}, writing {@code out} F32 [M, N] (rows at any stride). */
@@ -101,14 +95,7 @@ public final class Sparse {
     public static Tensor matmul(QuantizedTensor x, SparseMatrix w, Tensor bias) {
         Checks.notNull(x, "x");
         Checks.notNull(w, "w");
-        Tensor y = Tensor.allocate(DType.F32, x.rows(), w.n());
-        try {
-            matmul(x, w, bias, y);
-        } catch (RuntimeException e) {
-            y.close();
-            throw e;
-        }
-        return y;
+        return Outputs.allocate(DType.F32, x.rows(), w.n(), y -> matmul(x, w, bias, y));
     }
 
     /**
@@ -135,14 +122,7 @@ public final class Sparse {
     public static Tensor matmulInt32(Tensor xq, SparseMatrix w) {
         Checks.matrix(xq, "xq", DType.I8);
         Checks.notNull(w, "w");
-        Tensor c = Tensor.allocate(DType.I32, xq.dim(0), w.n());
-        try {
-            matmulInt32(xq, w, c);
-        } catch (RuntimeException e) {
-            c.close();
-            throw e;
-        }
-        return c;
+        return Outputs.allocate(DType.I32, xq.dim(0), w.n(), c -> matmulInt32(xq, w, c));
     }
 
     /** As {@link #matmulInt32(Tensor, SparseMatrix)}, writing {@code out} I32 [M, N]. */
