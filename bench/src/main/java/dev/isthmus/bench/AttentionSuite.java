@@ -166,45 +166,15 @@ public final class AttentionSuite {
     }
 
     static Args parse(String[] argv) {
+        SuiteArgs p = SuiteArgs.parse(argv, "--cases", AttentionSuite::usage);
         Args a = new Args();
-        for (int i = 0; i < argv.length; i++) {
-            String arg = argv[i];
-            String val = null;
-            int eq = arg.indexOf('=');
-            if (arg.startsWith("--") && eq > 0) {
-                val = arg.substring(eq + 1);
-                arg = arg.substring(0, eq);
-            }
-            switch (arg) {
-                case "--quick" -> a.quick = true;
-                case "--list" -> a.list = true;
-                case "--help", "-h" -> {
-                    System.out.println(usage());
-                    System.exit(0);
-                }
-                case "--cases", "--impls", "--out", "--threads" -> {
-                    if (val == null) {
-                        if (i + 1 >= argv.length) throw new IllegalArgumentException(arg + " needs a value");
-                        val = argv[++i];
-                    }
-                    switch (arg) {
-                        case "--cases" -> a.cases = split(val).stream().map(AttentionCase::parse).toList();
-                        case "--impls" -> a.impls = split(val).stream().map(AttentionImpl::of).toList();
-                        case "--out" -> a.out = Path.of(val);
-                        default -> {
-                            try {
-                                a.threads = Integer.parseInt(val);
-                            } catch (NumberFormatException e) {
-                                throw new IllegalArgumentException("--threads " + val + " is not a number");
-                            }
-                            if (a.threads < 1) throw new IllegalArgumentException("--threads must be >= 1");
-                        }
-                    }
-                }
-                default -> throw new IllegalArgumentException("unknown argument " + argv[i]);
-            }
-        }
-        if (a.cases == null) a.cases = (a.quick ? split(QUICK_CASES) : defaultCases()).stream().map(AttentionCase::parse).toList();
+        a.quick = p.quick();
+        a.list = p.list();
+        a.out = p.out();
+        a.threads = p.threads();
+        if (p.cases() != null) a.cases = p.cases().stream().map(AttentionCase::parse).toList();
+        if (p.impls() != null) a.impls = p.impls().stream().map(AttentionImpl::of).toList();
+        if (a.cases == null) a.cases = (a.quick ? SuiteArgs.split(QUICK_CASES) : defaultCases()).stream().map(AttentionCase::parse).toList();
         if (a.impls == null) {
             a.impls = List.of(AttentionImpl.values());
             if (a.quick) { // the best isthmus variant here, and the baseline
@@ -216,9 +186,6 @@ public final class AttentionSuite {
         return a;
     }
 
-    private static List<String> split(String s) {
-        return Arrays.stream(s.split(",")).map(String::trim).filter(x -> !x.isEmpty()).toList();
-    }
 
     // ------------------------------------------------------------------ forks and machine
 

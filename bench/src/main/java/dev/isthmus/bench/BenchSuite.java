@@ -239,46 +239,14 @@ public final class BenchSuite {
     }
 
     static Args parse(String[] argv) {
+        SuiteArgs p = SuiteArgs.parse(argv, "--shapes", BenchSuite::usage);
         Args a = new Args();
-        for (int i = 0; i < argv.length; i++) {
-            String arg = argv[i];
-            String val = null;
-            int eq = arg.indexOf('=');
-            if (arg.startsWith("--") && eq > 0) {
-                val = arg.substring(eq + 1);
-                arg = arg.substring(0, eq);
-            }
-            switch (arg) {
-                case "--quick" -> a.quick = true;
-                case "--list" -> a.list = true;
-                case "--help", "-h" -> {
-                    System.out.println(usage());
-                    System.exit(0);
-                }
-                case "--shapes", "--impls", "--out", "--threads" -> {
-                    if (val == null) {
-                        if (i + 1 >= argv.length) throw new IllegalArgumentException(arg + " needs a value");
-                        val = argv[++i];
-                    }
-                    switch (arg) {
-                        case "--shapes" -> a.shapes = Arrays.stream(val.split(",")).map(String::trim).filter(s -> !s.isEmpty()).map(Shape::parse).toList();
-                        case "--impls" -> a.impls = Arrays.stream(val.split(",")).map(String::trim).filter(s -> !s.isEmpty()).map(Impl::of).toList();
-                        case "--out" -> a.out = Path.of(val);
-                        default -> {
-                            try {
-                                a.threads = Integer.parseInt(val);
-                            } catch (NumberFormatException e) {
-                                throw new IllegalArgumentException("--threads " + val + " is not a number");
-                            }
-                            if (a.threads < 1) throw new IllegalArgumentException("--threads must be >= 1");
-                        }
-                    }
-                }
-                default -> throw new IllegalArgumentException("unknown argument " + argv[i]);
-            }
-        }
-        if (a.shapes == null) a.shapes = defaultShapes().stream().map(Shape::parse).toList();
-        if (a.impls == null) a.impls = List.of(Impl.values());
+        a.quick = p.quick();
+        a.list = p.list();
+        a.out = p.out();
+        a.threads = p.threads();
+        a.shapes = (p.cases() != null ? p.cases() : defaultShapes()).stream().map(Shape::parse).toList();
+        a.impls = p.impls() != null ? p.impls().stream().map(Impl::of).toList() : List.of(Impl.values());
         return a;
     }
 

@@ -51,50 +51,11 @@ public final class SparseSuite {
     record Args(boolean quick, boolean list, List<SparseCase> cases, List<SparseImpl> impls, Path out, int threads) {}
 
     static Args parse(String[] argv) {
-        boolean quick = false, list = false;
-        List<SparseCase> cases = null;
-        List<SparseImpl> impls = null;
-        Path out = Path.of("bench/results");
-        int threads = Runtime.getRuntime().availableProcessors();
-        for (int i = 0; i < argv.length; i++) {
-            String arg = argv[i], val = null;
-            int eq = arg.indexOf('=');
-            if (arg.startsWith("--") && eq > 0) {
-                val = arg.substring(eq + 1);
-                arg = arg.substring(0, eq);
-            }
-            switch (arg) {
-                case "--quick" -> quick = true;
-                case "--list" -> list = true;
-                case "--cases", "--impls", "--out", "--threads" -> {
-                    if (val == null) {
-                        if (i + 1 >= argv.length) throw new IllegalArgumentException(arg + " needs a value");
-                        val = argv[++i];
-                    }
-                    switch (arg) {
-                        case "--cases" -> cases = split(val).stream().map(SparseCase::parse).toList();
-                        case "--impls" -> impls = split(val).stream().map(SparseImpl::of).toList();
-                        case "--out" -> out = Path.of(val);
-                        default -> {
-                            try {
-                                threads = Integer.parseInt(val);
-                            } catch (NumberFormatException e) {
-                                throw new IllegalArgumentException("--threads " + val + " is not a number");
-                            }
-                            if (threads < 1) throw new IllegalArgumentException("--threads must be >= 1");
-                        }
-                    }
-                }
-                default -> throw new IllegalArgumentException("unknown argument " + argv[i]);
-            }
-        }
-        if (cases == null) cases = (quick ? split(QUICK_CASES) : defaultCases()).stream().map(SparseCase::parse).toList();
-        if (impls == null) impls = List.of(SparseImpl.values());
-        return new Args(quick, list, cases, impls, out, threads);
-    }
-
-    private static List<String> split(String s) {
-        return Arrays.stream(s.split(",")).map(String::trim).filter(x -> !x.isEmpty()).toList();
+        SuiteArgs p = SuiteArgs.parse(argv, "--cases", SparseSuite::usage);
+        List<SparseCase> cases = (p.cases() != null ? p.cases() : p.quick() ? SuiteArgs.split(QUICK_CASES) : defaultCases())
+                .stream().map(SparseCase::parse).toList();
+        List<SparseImpl> impls = p.impls() != null ? p.impls().stream().map(SparseImpl::of).toList() : List.of(SparseImpl.values());
+        return new Args(p.quick(), p.list(), cases, impls, p.out(), p.threads());
     }
 
     static void run(String[] argv, String[] args) throws Exception {
