@@ -10,6 +10,11 @@ final class Json {
     /** A value already serialized as JSON, inserted verbatim (JMH's own results). */
     record Raw(String json) {}
 
+    /** JMH's results as written by the runner ("[]" when nothing ran). */
+    static Raw jmh(String json) {
+        return new Raw(json == null || json.isBlank() ? "[]" : json);
+    }
+
     static String write(Object v) {
         StringBuilder sb = new StringBuilder();
         write(sb, v, 0);

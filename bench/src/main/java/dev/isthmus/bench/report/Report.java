@@ -249,7 +249,7 @@ public final class Report {
             skipped.add(m);
         }
         root.put("skipped", skipped);
-        root.put("jmh", new Json.Raw(s.jmhJson() == null || s.jmhJson().isBlank() ? "[]" : s.jmhJson()));
+        root.put("jmh", Json.jmh(s.jmhJson()));
         return root;
     }
 }

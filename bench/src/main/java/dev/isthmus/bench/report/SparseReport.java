@@ -179,7 +179,7 @@ public final class SparseReport {
         }
         o.put("rows", rows);
         o.put("skipped", s.skipped());
-        o.put("jmh", new Json.Raw(s.jmhJson().isBlank() ? "[]" : s.jmhJson()));
+        o.put("jmh", Json.jmh(s.jmhJson()));
         return Json.write(o);
     }
 }
