@@ -9,11 +9,7 @@
 #include <stdio.h>
 #include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "bench_time.h"
 
 typedef struct peak_arg { double seconds; double macs; int vnni; } peak_arg;
 

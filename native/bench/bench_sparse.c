@@ -19,19 +19,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_time.h"
+
 #ifdef ISTHMUS_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-static int cmpd(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 static uint64_t rs = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void) {
     uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
