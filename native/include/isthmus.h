@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 /** Bumped on every incompatible change of this header; the Java loader refuses a mismatch. */
-#define ISTHMUS_ABI_VERSION 3
+#define ISTHMUS_ABI_VERSION 4
 
 /* ---------------------------------------------------------------- status and errors ------ */
 
@@ -300,6 +300,16 @@ isthmus_status isthmus_kv_seq_truncate(void *state, int32_t seq, int64_t length)
  * nothing: CAPACITY (pool exhausted, or max_seq_len exceeded) leaves the cache unchanged. */
 isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n);
 
+/**
+ * Keeps n_keep of the positions from `start` on and drops the rest, for every layer: position
+ * start + keep[i] moves to start + i (keep strictly increasing, each in [0, length - start)), then the
+ * sequence is truncated to start + n_keep. This is how the accepted path of a verified token tree is
+ * kept (nodes are written in tree order after `start`). Blocks it writes into that are shared with a
+ * fork are copied first, so a fork never sees the change. n_keep = 0 is a truncation to `start`.
+ */
+isthmus_status isthmus_kv_seq_compact(void *state, int32_t seq, int64_t start, const int32_t *keep,
+                                      int64_t n_keep);
+
 /** Current length of the sequence. */
 isthmus_status isthmus_kv_seq_length(const void *state, int32_t seq, int64_t *length);
 
@@ -357,6 +367,10 @@ typedef struct isthmus_kv_write_args {
     const float *k; int64_t ldk;    /* [T, kv_heads * head_dim], T = sum(n_tokens)                 */
     const float *v; int64_t ldv;
     isthmus_rope_params rope;
+    const int64_t *positions;       /* [T] RoPE position of each row (>= 0), or NULL: its slot in the
+                                       sequence. A token tree (speculative decoding) stores node j
+                                       at slot prefix + j but rotates it at prefix + depth(j), so that
+                                       isthmus_kv_seq_compact leaves an accepted path where it belongs */
 } isthmus_kv_write_args;
 isthmus_status isthmus_kv_write(const isthmus_kv_write_args *args);
 
@@ -397,7 +411,15 @@ typedef struct isthmus_attention_args {
     float scale;                    /* > 0, usually 1 / sqrt(head_dim)                              */
     float softcap;                  /* 0: none                                                      */
     int32_t window;                 /* 0: none; else each query sees its `window` newest keys        */
+    const int32_t *tree_parents;    /* [T] or NULL (causal). Token trees: for the u-th new token of a
+                                       sequence (u = 0..q_len-1), tree_parents[row] is the index u' of
+                                       its parent among the same sequence's new tokens (-1 <= u' < u;
+                                       -1: attached to the cached prefix). A query then sees every
+                                       key before the sequence's new tokens, the keys of its ancestors
+                                       and its own key (a chain u' = u - 1 is the causal mask). q_len
+                                       <= ISTHMUS_TREE_MAX_NODES with a tree; window must be 0        */
 } isthmus_attention_args;
+#define ISTHMUS_TREE_MAX_NODES 256
 isthmus_status isthmus_attention(const isthmus_attention_args *args);
 
 /* ---------------------------------------------------------------- sparse matrices -------- */
@@ -529,6 +551,168 @@ typedef struct isthmus_prune_args {
     uint8_t *mask; int64_t ldm;       /* [N, K] out                                                 */
 } isthmus_prune_args;
 isthmus_status isthmus_prune_mask(const isthmus_prune_args *args);
+
+/* ---------------------------------------------------------------- transformer blocks ----- */
+
+/**
+ * Row-wise RMSNorm: y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight[:], the mean of squares
+ * accumulated in f32 in an order that depends on the ISA (tests bound it against a double reference by
+ * 1e-5 relative). With residual != NULL, x[r, :] += residual[r, :] first and the sum is written back to x
+ * (the fused "add then norm" of a pre-norm transformer). y may be x (same ld).
+ */
+typedef struct isthmus_rmsnorm_args {
+    int64_t rows, dim;
+    float *x; int64_t ldx;            /* [rows, dim]; written only when residual != NULL            */
+    const float *residual; int64_t ldr; /* [rows, dim] or NULL                                      */
+    const float *weight;              /* [dim]                                                      */
+    float eps;                        /* > 0, e.g. 1e-5                                             */
+    float *y; int64_t ldy;            /* [rows, dim] out                                            */
+} isthmus_rmsnorm_args;
+isthmus_status isthmus_rmsnorm(const isthmus_rmsnorm_args *args);
+
+/**
+ * SwiGLU: out[r, i] = silu(gate[r, i]) * up[r, i], silu(g) = g / (1 + exp(-g)). gate and up may be the
+ * two halves of one [rows, 2 * n] projection (up = gate + n, same ld). out may be gate (same ld).
+ */
+typedef struct isthmus_swiglu_args {
+    int64_t rows, n;
+    const float *gate; int64_t ldg;   /* [rows, n]                                                  */
+    const float *up; int64_t ldu;     /* [rows, n]                                                  */
+    float *out; int64_t ldo;          /* [rows, n] out                                              */
+} isthmus_swiglu_args;
+isthmus_status isthmus_swiglu(const isthmus_swiglu_args *args);
+
+/* ---------------------------------------------------------------- sampling --------------- */
+
+/**
+ * How a distribution over the vocabulary is made from one row of logits, in this order:
+ *  1. repetition penalty (CTRL / Hugging Face): every distinct token of the row's history has its
+ *     logit divided by the penalty when > 0, multiplied by it otherwise (1: off);
+ *  2. temperature: logits / temperature; temperature = 0 is greedy (the argmax, ties to the lowest
+ *     token id; the filters below are then ignored and the distribution is one-hot);
+ *  3. top-k (0: off): keeps the tokens whose logit is >= the k-th largest (ties at the k-th are kept);
+ *  4. top-p (1: off; in (0, 1]): of those, keeps the smallest set of highest-probability tokens whose
+ *     probability (renormalized after top-k) sums to >= top_p; tokens tied with the last one kept are
+ *     kept too;
+ *  5. min-p (0: off; in [0, 1)): of those, keeps the tokens with probability >= min_p * the largest.
+ * The distribution is softmax over the kept tokens (0 elsewhere). Logits may be -inf (never chosen);
+ * NaN or +inf logits are refused (ISTHMUS_ERR_INVALID_ARGUMENT naming the row and token); a row with
+ * every logit -inf is refused too.
+ */
+typedef struct isthmus_sampling_params {
+    float temperature;                /* >= 0 (0: greedy)                                           */
+    int32_t top_k;                    /* >= 0 (0: off)                                              */
+    float top_p;                      /* (0, 1] (1: off)                                            */
+    float min_p;                      /* [0, 1) (0: off)                                            */
+    float repetition_penalty;         /* > 0 (1: off)                                               */
+    int32_t reserved;                 /* 0                                                          */
+} isthmus_sampling_params;
+
+/**
+ * Random numbers: Philox4x32-10 (Salmon et al. 2011) with key = seed and counter = (stream, draw): the
+ * d-th uniform a row uses comes from counter {lo32(stream), hi32(stream), d, 0}, and is
+ * (((uint64)x0 << 21) ^ (x1 >> 11)) * 2^-53 in [0, 1) (53 bits) from the first two output words. A
+ * stream is the caller's name for a row (e.g. sequence id << 32 | step), so a row's samples do not
+ * depend on which batch, thread or ISA variant computes them: every result below is bit-identical
+ * for every ISA variant and thread count.
+ * isthmus_philox_uniform returns that uniform, so that callers (and tests) can reproduce every draw.
+ */
+double isthmus_philox_uniform(uint64_t seed, uint64_t stream, uint32_t draw);
+
+/**
+ * Samples one token per row: tokens[r] is drawn from the distribution of row r (above) by inverse CDF
+ * with draw 0 of stream streams[r] (kept tokens in id order; the sums are formed in one fixed order,
+ * the same for every variant). With probs != NULL the distribution
+ * itself is written out (0 for removed tokens; what isthmus_verify takes as ISTHMUS_DIST_PROBS).
+ * params has `rows` entries, or one shared when params_per_row = 0.
+ * history (repetition penalty): the tokens of row r are history[history_offsets[r] ..
+ * history_offsets[r + 1]) (offsets non-decreasing from 0; ids in [0, vocab)); NULL for none.
+ */
+typedef struct isthmus_sample_args {
+    int64_t rows, vocab;              /* rows >= 1; 1 <= vocab <= ISTHMUS_MAX_VOCAB                 */
+    const float *logits; int64_t ld;  /* [rows, vocab], ld >= vocab                                 */
+    const isthmus_sampling_params *params;
+    int32_t params_per_row;           /* 1: params[rows]; 0: params[1] for every row                */
+    int32_t reserved;
+    const int32_t *history;           /* or NULL                                                    */
+    const int64_t *history_offsets;   /* [rows + 1] with history                                    */
+    uint64_t seed;
+    const uint64_t *streams;          /* [rows]                                                     */
+    int32_t *tokens;                  /* [rows] out                                                 */
+    float *probs; int64_t ldp;        /* [rows, vocab] out, or NULL                                 */
+} isthmus_sample_args;
+#define ISTHMUS_MAX_VOCAB (1 << 24)
+isthmus_status isthmus_sample(const isthmus_sample_args *args);
+
+/* ---------------------------------------------------------------- speculative decoding --- */
+
+/** Rows of distributions over the vocabulary: probabilities (each row sums to 1, entries >= 0 and
+ *  finite; rows are renormalized by their sum, which must be > 0) or logits turned into probabilities by
+ *  params (as isthmus_sample does; repetition_penalty must be 1 here: pass probabilities made by
+ *  isthmus_sample with the history instead). */
+enum {
+    ISTHMUS_DIST_PROBS = 0,
+    ISTHMUS_DIST_LOGITS = 1
+};
+typedef struct isthmus_dist {
+    int32_t kind;                     /* ISTHMUS_DIST_*                                             */
+    int32_t reserved;
+    const float *data; int64_t ld;    /* rows of [vocab], row stride ld >= vocab                    */
+    isthmus_sampling_params params;   /* with ISTHMUS_DIST_LOGITS                                   */
+} isthmus_dist;
+
+/** How the children of a tree node were drawn from the draft distribution at that node. */
+enum {
+    ISTHMUS_TREE_WITH_REPLACEMENT = 0,    /* independent draws (may repeat): SpecInfer's multi-round
+                                             rejection: reject child c -> p = norm(max(0, p - q))     */
+    ISTHMUS_TREE_WITHOUT_REPLACEMENT = 1  /* distinct tokens, each drawn from q renormalized without
+                                             the ones before (Sequoia): reject c -> p = norm(max(0,
+                                             p - q)), q = norm(q without c)                          */
+};
+
+/**
+ * Verifies draft tokens against the target for a batch of B sequences, each with the same tree shape of
+ * T draft nodes (a chain of k tokens is T = k, parents NULL). Node j holds draft token
+ * draft_tokens[b, j] and has parent parents[j] (-1 <= parents[j] < j; -1 = the root, the last token
+ * already committed). Rows of the distributions, for sequence b:
+ *   target: row b * (T + 1) + r, r = 0 for the root and r = j + 1 for node j (the target's next-token
+ *           distribution after the path to that node; one target pass over root + nodes with the tree
+ *           attention mask gives all of them);
+ *   draft:  row b * T + r, the distribution the children of that node (r = 0: root, r = j + 1: node j)
+ *           were drawn from; rows of nodes without children are never read (a chain reads rows 0..k-1).
+ * Sampling (greedy = 0): from the root, the children of the current node are tried in index order:
+ * child c is accepted with probability min(1, p(c) / q(c)) (uniform draw d of stream streams[b], draws
+ * numbered in the order they are used); on acceptance the walk moves to c and starts again with c's
+ * rows; on rejection p and q are updated as tree_mode says and the next child is tried. When no child
+ * is accepted (or the node is a leaf), one token is drawn from the current p (the residual after
+ * rejections, or the target row of the accepted leaf: the bonus token). The emitted sequence is then
+ * distributed exactly as the target's own samples would be (Leviathan et al. 2023, Chen et al. 2023;
+ * SpecInfer, Sequoia for trees).
+ * Greedy (greedy = 1): the next token is the target row's argmax (ties to the lowest id); the child
+ * holding it is accepted, else the walk stops and emits it; draft is not read (its data may be NULL).
+ * Outputs per sequence: accepted[b] = a, the accepted depth (0..depth of the tree); tokens[b, 0..a] =
+ * the a accepted draft tokens then the one emitted token, -1 after; path[b, 0..a-1] = the accepted node
+ * indices (for isthmus_kv_seq_compact: keep root + path), -1 after (path may be NULL).
+ * B sequences run in parallel on the pool; results do not depend on the thread count or ISA.
+ */
+typedef struct isthmus_verify_args {
+    int32_t batch;                    /* B >= 1                                                     */
+    int32_t nodes;                    /* T, 1..ISTHMUS_TREE_MAX_NODES                               */
+    int64_t vocab;                    /* 1..ISTHMUS_MAX_VOCAB                                       */
+    const int32_t *parents;           /* [T], or NULL: a chain (parent of j is j - 1)               */
+    int32_t tree_mode;                /* ISTHMUS_TREE_*; a chain or a tree without siblings ignores it */
+    int32_t greedy;                   /* 0 or 1                                                     */
+    const int32_t *draft_tokens; int64_t ld_tokens; /* [B, T], ids in [0, vocab); siblings distinct
+                                                        with WITHOUT_REPLACEMENT                     */
+    isthmus_dist draft;               /* B * T rows                                                 */
+    isthmus_dist target;              /* B * (T + 1) rows                                           */
+    uint64_t seed;
+    const uint64_t *streams;          /* [B]                                                        */
+    int32_t *accepted;                /* [B] out                                                    */
+    int32_t *tokens; int64_t ld_out;  /* [B, T + 1] out (ld_out >= T + 1)                           */
+    int32_t *path; int64_t ld_path;   /* [B, T] out, or NULL                                        */
+} isthmus_verify_args;
+isthmus_status isthmus_verify(const isthmus_verify_args *args);
 
 #ifdef __cplusplus
 }

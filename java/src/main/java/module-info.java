@@ -14,4 +14,5 @@ module dev.isthmus {
     exports dev.isthmus.quant;
     exports dev.isthmus.attention;
     exports dev.isthmus.sparse;
+    exports dev.isthmus.speculative;
 }

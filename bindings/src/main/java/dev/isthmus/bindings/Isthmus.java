@@ -23,10 +23,10 @@ public class Isthmus extends Isthmus$shared {
     static final SymbolLookup SYMBOL_LOOKUP = SymbolLookup.loaderLookup()
             .or(Linker.nativeLinker().defaultLookup());
 
-    private static final int ISTHMUS_ABI_VERSION = (int)3L;
+    private static final int ISTHMUS_ABI_VERSION = (int)4L;
     /**
      * {@snippet lang=c :
-     * #define ISTHMUS_ABI_VERSION 3
+     * #define ISTHMUS_ABI_VERSION 4
      * }
      */
     public static int ISTHMUS_ABI_VERSION() {
@@ -85,6 +85,15 @@ public class Isthmus extends Isthmus$shared {
      */
     public static int ISTHMUS_ATTENTION_SPLIT() {
         return ISTHMUS_ATTENTION_SPLIT;
+    }
+    private static final int ISTHMUS_TREE_MAX_NODES = (int)256L;
+    /**
+     * {@snippet lang=c :
+     * #define ISTHMUS_TREE_MAX_NODES 256
+     * }
+     */
+    public static int ISTHMUS_TREE_MAX_NODES() {
+        return ISTHMUS_TREE_MAX_NODES;
     }
     /**
      * {@snippet lang=c :
@@ -2045,6 +2054,70 @@ public class Isthmus extends Isthmus$shared {
         }
     }
 
+    private static class isthmus_kv_seq_compact {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER,
+            Isthmus.C_INT,
+            Isthmus.C_LONG,
+            Isthmus.C_POINTER,
+            Isthmus.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_kv_seq_compact");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_compact(void *state, int32_t seq, int64_t start, const int32_t *keep, int64_t n_keep)
+     * }
+     */
+    public static FunctionDescriptor isthmus_kv_seq_compact$descriptor() {
+        return isthmus_kv_seq_compact.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_compact(void *state, int32_t seq, int64_t start, const int32_t *keep, int64_t n_keep)
+     * }
+     */
+    public static MethodHandle isthmus_kv_seq_compact$handle() {
+        return isthmus_kv_seq_compact.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_compact(void *state, int32_t seq, int64_t start, const int32_t *keep, int64_t n_keep)
+     * }
+     */
+    public static MemorySegment isthmus_kv_seq_compact$address() {
+        return isthmus_kv_seq_compact.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_kv_seq_compact(void *state, int32_t seq, int64_t start, const int32_t *keep, int64_t n_keep)
+     * }
+     */
+    public static int isthmus_kv_seq_compact(MemorySegment state, int seq, long start, MemorySegment keep, long n_keep) {
+        var mh$ = isthmus_kv_seq_compact.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_kv_seq_compact", state, seq, start, keep, n_keep);
+            }
+            return (int)mh$.invokeExact(state, seq, start, keep, n_keep);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class isthmus_kv_seq_length {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Isthmus.C_INT,
@@ -2883,6 +2956,344 @@ public class Isthmus extends Isthmus$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static class isthmus_rmsnorm {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_rmsnorm");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_rmsnorm(const isthmus_rmsnorm_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_rmsnorm$descriptor() {
+        return isthmus_rmsnorm.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_rmsnorm(const isthmus_rmsnorm_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_rmsnorm$handle() {
+        return isthmus_rmsnorm.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_rmsnorm(const isthmus_rmsnorm_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_rmsnorm$address() {
+        return isthmus_rmsnorm.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_rmsnorm(const isthmus_rmsnorm_args *args)
+     * }
+     */
+    public static int isthmus_rmsnorm(MemorySegment args) {
+        var mh$ = isthmus_rmsnorm.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_rmsnorm", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_swiglu {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_swiglu");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_swiglu(const isthmus_swiglu_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_swiglu$descriptor() {
+        return isthmus_swiglu.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_swiglu(const isthmus_swiglu_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_swiglu$handle() {
+        return isthmus_swiglu.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_swiglu(const isthmus_swiglu_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_swiglu$address() {
+        return isthmus_swiglu.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_swiglu(const isthmus_swiglu_args *args)
+     * }
+     */
+    public static int isthmus_swiglu(MemorySegment args) {
+        var mh$ = isthmus_swiglu.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_swiglu", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_philox_uniform {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_DOUBLE,
+            Isthmus.C_LONG,
+            Isthmus.C_LONG,
+            Isthmus.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_philox_uniform");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * double isthmus_philox_uniform(uint64_t seed, uint64_t stream, uint32_t draw)
+     * }
+     */
+    public static FunctionDescriptor isthmus_philox_uniform$descriptor() {
+        return isthmus_philox_uniform.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * double isthmus_philox_uniform(uint64_t seed, uint64_t stream, uint32_t draw)
+     * }
+     */
+    public static MethodHandle isthmus_philox_uniform$handle() {
+        return isthmus_philox_uniform.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * double isthmus_philox_uniform(uint64_t seed, uint64_t stream, uint32_t draw)
+     * }
+     */
+    public static MemorySegment isthmus_philox_uniform$address() {
+        return isthmus_philox_uniform.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * double isthmus_philox_uniform(uint64_t seed, uint64_t stream, uint32_t draw)
+     * }
+     */
+    public static double isthmus_philox_uniform(long seed, long stream, int draw) {
+        var mh$ = isthmus_philox_uniform.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_philox_uniform", seed, stream, draw);
+            }
+            return (double)mh$.invokeExact(seed, stream, draw);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_sample {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_sample");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sample(const isthmus_sample_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_sample$descriptor() {
+        return isthmus_sample.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sample(const isthmus_sample_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_sample$handle() {
+        return isthmus_sample.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sample(const isthmus_sample_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_sample$address() {
+        return isthmus_sample.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_sample(const isthmus_sample_args *args)
+     * }
+     */
+    public static int isthmus_sample(MemorySegment args) {
+        var mh$ = isthmus_sample.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_sample", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+    private static final int ISTHMUS_DIST_PROBS = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_DIST_PROBS = 0
+     * }
+     */
+    public static int ISTHMUS_DIST_PROBS() {
+        return ISTHMUS_DIST_PROBS;
+    }
+    private static final int ISTHMUS_DIST_LOGITS = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_DIST_LOGITS = 1
+     * }
+     */
+    public static int ISTHMUS_DIST_LOGITS() {
+        return ISTHMUS_DIST_LOGITS;
+    }
+    private static final int ISTHMUS_TREE_WITH_REPLACEMENT = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_TREE_WITH_REPLACEMENT = 0
+     * }
+     */
+    public static int ISTHMUS_TREE_WITH_REPLACEMENT() {
+        return ISTHMUS_TREE_WITH_REPLACEMENT;
+    }
+    private static final int ISTHMUS_TREE_WITHOUT_REPLACEMENT = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.ISTHMUS_TREE_WITHOUT_REPLACEMENT = 1
+     * }
+     */
+    public static int ISTHMUS_TREE_WITHOUT_REPLACEMENT() {
+        return ISTHMUS_TREE_WITHOUT_REPLACEMENT;
+    }
+
+    private static class isthmus_verify {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_verify");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_verify(const isthmus_verify_args *args)
+     * }
+     */
+    public static FunctionDescriptor isthmus_verify$descriptor() {
+        return isthmus_verify.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_verify(const isthmus_verify_args *args)
+     * }
+     */
+    public static MethodHandle isthmus_verify$handle() {
+        return isthmus_verify.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_verify(const isthmus_verify_args *args)
+     * }
+     */
+    public static MemorySegment isthmus_verify$address() {
+        return isthmus_verify.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_verify(const isthmus_verify_args *args)
+     * }
+     */
+    public static int isthmus_verify(MemorySegment args) {
+        var mh$ = isthmus_verify.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_verify", args);
+            }
+            return (int)mh$.invokeExact(args);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
     private static final int ISTHMUS_KV_MAX_SEQ_LEN = (int)16777216L;
     /**
      * {@snippet lang=c :
@@ -2891,6 +3302,15 @@ public class Isthmus extends Isthmus$shared {
      */
     public static int ISTHMUS_KV_MAX_SEQ_LEN() {
         return ISTHMUS_KV_MAX_SEQ_LEN;
+    }
+    private static final int ISTHMUS_MAX_VOCAB = (int)16777216L;
+    /**
+     * {@snippet lang=c :
+     * #define ISTHMUS_MAX_VOCAB 16777216
+     * }
+     */
+    public static int ISTHMUS_MAX_VOCAB() {
+        return ISTHMUS_MAX_VOCAB;
     }
 }
 

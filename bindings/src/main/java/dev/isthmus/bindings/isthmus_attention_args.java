@@ -29,6 +29,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     float scale;
  *     float softcap;
  *     int32_t window;
+ *     const int32_t *tree_parents;
  * }
  * }
  */
@@ -54,7 +55,8 @@ public class isthmus_attention_args {
         Isthmus.C_FLOAT.withName("scale"),
         Isthmus.C_FLOAT.withName("softcap"),
         Isthmus.C_INT.withName("window"),
-        MemoryLayout.paddingLayout(4)
+        MemoryLayout.paddingLayout(4),
+        Isthmus.C_POINTER.withName("tree_parents")
     ).withName("isthmus_attention_args");
 
     /**
@@ -678,6 +680,50 @@ public class isthmus_attention_args {
      */
     public static void window(MemorySegment struct, int fieldValue) {
         struct.set(window$LAYOUT, window$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout tree_parents$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("tree_parents"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * const int32_t *tree_parents
+     * }
+     */
+    public static final AddressLayout tree_parents$layout() {
+        return tree_parents$LAYOUT;
+    }
+
+    private static final long tree_parents$OFFSET = $LAYOUT.byteOffset(groupElement("tree_parents"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * const int32_t *tree_parents
+     * }
+     */
+    public static final long tree_parents$offset() {
+        return tree_parents$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * const int32_t *tree_parents
+     * }
+     */
+    public static MemorySegment tree_parents(MemorySegment struct) {
+        return struct.get(tree_parents$LAYOUT, tree_parents$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * const int32_t *tree_parents
+     * }
+     */
+    public static void tree_parents(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(tree_parents$LAYOUT, tree_parents$OFFSET, fieldValue);
     }
 
     /**

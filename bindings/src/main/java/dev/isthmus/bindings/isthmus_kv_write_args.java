@@ -25,6 +25,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     const float *v;
  *     int64_t ldv;
  *     isthmus_rope_params rope;
+ *     const int64_t *positions;
  * }
  * }
  */
@@ -45,7 +46,8 @@ public class isthmus_kv_write_args {
         Isthmus.C_POINTER.withName("v"),
         Isthmus.C_LONG.withName("ldv"),
         isthmus_rope_params.layout().withName("rope"),
-        MemoryLayout.paddingLayout(4)
+        MemoryLayout.paddingLayout(4),
+        Isthmus.C_POINTER.withName("positions")
     ).withName("isthmus_kv_write_args");
 
     /**
@@ -493,6 +495,50 @@ public class isthmus_kv_write_args {
      */
     public static void rope(MemorySegment struct, MemorySegment fieldValue) {
         MemorySegment.copy(fieldValue, 0L, struct, rope$OFFSET, rope$LAYOUT.byteSize());
+    }
+
+    private static final AddressLayout positions$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("positions"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * const int64_t *positions
+     * }
+     */
+    public static final AddressLayout positions$layout() {
+        return positions$LAYOUT;
+    }
+
+    private static final long positions$OFFSET = $LAYOUT.byteOffset(groupElement("positions"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * const int64_t *positions
+     * }
+     */
+    public static final long positions$offset() {
+        return positions$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * const int64_t *positions
+     * }
+     */
+    public static MemorySegment positions(MemorySegment struct) {
+        return struct.get(positions$LAYOUT, positions$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * const int64_t *positions
+     * }
+     */
+    public static void positions(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(positions$LAYOUT, positions$OFFSET, fieldValue);
     }
 
     /**
