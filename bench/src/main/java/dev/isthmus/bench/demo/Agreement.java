@@ -119,7 +119,7 @@ public final class Agreement {
             long t0 = System.nanoTime();
             try (LlamaWeights w = LlamaWeights.generate(c, init); LlamaModel target = LlamaModel.target(w, 2)) {
                 System.out.printf(Locale.ROOT, "%s, %s: weights in %.1f s%n", c, init, (System.nanoTime() - t0) / 1e9);
-                int[][] ps = Demo.prompts(prompts, 32, c.vocab(), 1);
+                int[][] ps = prompts(prompts, 32, c.vocab(), 1);
                 for (String d : args[2].split(",")) {
                     try (LlamaModel draft = Drafts.build(Drafts.Spec.parse(d, c.layers()), w, 2)) {
                         Result r = measure(target, draft, ps, gen, t);
@@ -129,5 +129,17 @@ public final class Agreement {
                 }
             }
         }
+    }
+    /** {@code n} prompts of {@code length} random tokens (seeded). */
+    public static int[][] prompts(int n, int length, int vocab, long seed) {
+        int[][] p = new int[n][length];
+        for (int i = 0; i < n; i++) {
+            long s = LlamaWeights.mix64(seed * 1_000_003L + i);
+            for (int j = 0; j < length; j++) {
+                s = LlamaWeights.mix64(s + 0x9E3779B97F4A7C15L);
+                p[i][j] = (int) Long.remainderUnsigned(s, vocab);
+            }
+        }
+        return p;
     }
 }

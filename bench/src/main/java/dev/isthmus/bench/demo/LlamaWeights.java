@@ -51,7 +51,7 @@ public final class LlamaWeights implements AutoCloseable {
      * @param logitScale std of the logits (the final logit scale)
      */
     public record Init(double branchGain, double logitScale) {
-        public static final Init DEFAULT = new Init(0.35, 4.0);
+        public static final Init DEFAULT = new Init(0.15, 4.0);
 
         @Override
         public String toString() {
