@@ -161,8 +161,8 @@ public final class LlamaModel implements LanguageModel, AutoCloseable {
             l.qkv.apply(v.xn, v.qkv);
             long c = System.nanoTime();
             Rope.apply(v.q, config.qHeads(), positions, rope);
-            Interim.write(cache, li, batch, v.k, v.v, rope, positions);
-            Interim.attention(cache, li, batch, v.q, v.att, params, treeParents);
+            cache.write(li, batch, v.k, v.v, rope, positions);
+            cache.attention(li, batch, v.q, v.att, params, treeParents);
             long e = System.nanoTime();
             l.o.apply(v.att, v.branch);
             long f = System.nanoTime();
@@ -170,7 +170,7 @@ public final class LlamaModel implements LanguageModel, AutoCloseable {
             long g = System.nanoTime();
             l.gateUp.apply(v.xn, v.gu);
             long h = System.nanoTime();
-            Interim.swiglu(v.gate, v.up, v.act);
+            Ops.swiglu(v.gate, v.up, v.act);
             long i = System.nanoTime();
             l.down.apply(v.act, v.branch);
             long j = System.nanoTime();
@@ -204,7 +204,7 @@ public final class LlamaModel implements LanguageModel, AutoCloseable {
     }
 
     private static void rmsNorm(Tensor x, Tensor residual, Tensor weight, Tensor y) {
-        Interim.rmsNorm(x, residual, weight, EPS, y);
+        Ops.rmsNorm(x, residual, weight, EPS, y);
     }
 
     @Override
