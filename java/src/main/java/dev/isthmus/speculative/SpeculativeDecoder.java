@@ -452,13 +452,8 @@ public final class SpeculativeDecoder {
                         long[] dummy = new long[b * (n + 1)];
                         for (int i = 0; i < b; i++) {
                             State s = running.get(i);
-                            history[i * (n + 1)] = s.committed();
-                            for (int j = 0; j < n; j++) {
-                                int[] anc = ancestors[j];
-                                int[] extra = new int[anc.length];
-                                for (int x = 0; x < anc.length; x++) extra[x] = tokens[i][anc[x]];
-                                history[i * (n + 1) + 1 + j] = s.historyWith(extra, extra.length);
-                            }
+                            for (int j = -1; j < n; j++)
+                                history[i * (n + 1) + 1 + j] = historyAt(s, tokens[i], ancestors, j);
                         }
                         Sampler.sample(targetLogits, new SamplingParams[] {sampling}, seed, dummy, history, probs);
                         res = Verifier.verify(t, tokens, greedy ? null : Verifier.Distribution.probs(draftProbs),
@@ -522,79 +517,98 @@ public final class SpeculativeDecoder {
 
         /**
          * Draws the children of {@code parentNodes[r]} of sequence {@code r / perSequence} from logits row r,
-         * writing their tokens and (sampling) the distribution into the parent's draft row.
+         * writing their tokens and the distribution they were drawn from into the parent's draft row.
+         * The first child comes from the filtered distribution q ({@link Sampler}); with replacement the others
+         * come from q too, without replacement each from q renormalized without its elder siblings (sampled as
+         * softmax(log q) with those tokens at -inf). When q keeps fewer tokens than a node has children (top-k,
+         * top-p, min-p or underflow), that node's q becomes 0.999 q + 0.001 / vocab, so distinct children exist;
+         * any draft distribution is exact as long as the children are drawn from what verification is told.
          */
         void drawChildren(List<State> running, DraftTree t, int step, int[][] tokens, int[][] ancestors,
                           Tensor logits, int[] parentNodes, int perSequence, Tensor draftProbs) {
-            int rows = parentNodes.length, n = t.nodes();
             if (sampling.isGreedy()) {
                 drawGreedy(running, t, tokens, ancestors, logits, parentNodes, perSequence);
                 return;
             }
+            int rows = parentNodes.length, n = t.nodes();
             int maxChildren = 0;
             for (int p : parentNodes) maxChildren = Math.max(maxChildren, t.children(p).length);
-            float[][] rowsOf = new float[rows][];
-            for (int r = 0; r < rows; r++) rowsOf[r] = row(logits, r);
-            // first child of every parent: from the filtered distribution, which is kept as the draft row
+            int[][] history = null;
+            if (sampling.hasRepetitionPenalty()) {
+                history = new int[rows][];
+                for (int r = 0; r < rows; r++) history[r] = historyAt(running.get(r / perSequence), tokens[r / perSequence],
+                        ancestors, parentNodes[r]);
+            }
+            // child 0 of every parent, from q; q is kept as the parent's draft row
             float[][] q = new float[rows][];
-            for (int c = 0; c < maxChildren; c++) {
+            try (Tensor probs = Tensor.allocate(DType.F32, rows, vocab)) {
+                long[] streams = new long[rows];
+                for (int r = 0; r < rows; r++)
+                    streams[r] = Decoding.stream(running.get(r / perSequence).index, step,
+                            1 + t.children(parentNodes[r])[0]);
+                int[] drawn = Sampler.sample(logits, new SamplingParams[] {sampling}, seed, streams, history, probs);
+                List<Integer> redraw = new ArrayList<>();
+                for (int r = 0; r < rows; r++) {
+                    int seqIdx = r / perSequence, p = parentNodes[r];
+                    tokens[seqIdx][t.children(p)[0]] = drawn[r];
+                    if (withoutReplacement && maxChildren > 1) {
+                        q[r] = row(probs, r);
+                        int support = 0;
+                        for (float x : q[r]) if (x > 0) support++;
+                        if (support < t.children(p).length) {
+                            for (int v = 0; v < vocab; v++) q[r][v] = 0.999f * q[r][v] + 0.001f / vocab;
+                            MemorySegment.copy(q[r], 0, probs.segment(), ValueLayout.JAVA_FLOAT, (long) r * vocab * 4,
+                                    vocab);
+                            redraw.add(r);
+                        }
+                    }
+                    MemorySegment.copy(probs.segment(), (long) r * vocab * 4, draftProbs.segment(),
+                            ((long) seqIdx * n + p + 1) * vocab * 4, (long) vocab * 4);
+                }
+                if (!redraw.isEmpty()) {
+                    float[] in = new float[redraw.size() * vocab];
+                    long[] s2 = new long[redraw.size()];
+                    for (int x = 0; x < redraw.size(); x++) {
+                        int r = redraw.get(x);
+                        logOf(q[r], in, x * vocab);
+                        s2[x] = streams[r];
+                    }
+                    try (Tensor inT = Tensor.of(in, redraw.size(), vocab)) {
+                        int[] again = Sampler.sample(inT, SamplingParams.temperature(1f), seed, s2);
+                        for (int x = 0; x < redraw.size(); x++) {
+                            int r = redraw.get(x);
+                            tokens[r / perSequence][t.children(parentNodes[r])[0]] = again[x];
+                        }
+                    }
+                }
+            }
+            // the other children
+            for (int c = 1; c < maxChildren; c++) {
                 List<Integer> which = new ArrayList<>();
                 for (int r = 0; r < rows; r++) if (t.children(parentNodes[r]).length > c) which.add(r);
                 int k = which.size();
                 float[] in = new float[k * vocab];
                 long[] streams = new long[k];
-                int[][] history = sampling.hasRepetitionPenalty() && (c == 0 || !withoutReplacement) ? new int[k][] : null;
+                int[][] hist = history == null || withoutReplacement ? null : new int[k][];
                 for (int x = 0; x < k; x++) {
-                    int r = which.get(x);
-                    int seqIdx = r / perSequence;
-                    int child = t.children(parentNodes[r])[c];
-                    streams[x] = Decoding.stream(running.get(seqIdx).index, step, 1 + child);
-                    if (c == 0 || !withoutReplacement) {
-                        System.arraycopy(rowsOf[r], 0, in, x * vocab, vocab);
-                    } else {
-                        // q renormalized without the siblings drawn so far: softmax(log q) over the rest
-                        boolean any = false;
-                        for (int v = 0; v < vocab; v++) {
-                            float pv = q[r][v];
-                            in[x * vocab + v] = pv > 0 ? (float) Math.log(pv) : Float.NEGATIVE_INFINITY;
-                        }
-                        int[] sib = t.children(parentNodes[r]);
+                    int r = which.get(x), seqIdx = r / perSequence;
+                    int[] sib = t.children(parentNodes[r]);
+                    streams[x] = Decoding.stream(running.get(seqIdx).index, step, 1 + sib[c]);
+                    if (withoutReplacement) {
+                        logOf(q[r], in, x * vocab);
                         for (int y = 0; y < c; y++) in[x * vocab + tokens[seqIdx][sib[y]]] = Float.NEGATIVE_INFINITY;
-                        for (int v = 0; v < vocab; v++) if (in[x * vocab + v] != Float.NEGATIVE_INFINITY) any = true;
-                        if (!any) // the draft's support is exhausted: any unused token (q = 0, never accepted)
-                            for (int v = 0; v < vocab && !any; v++) {
-                                boolean used = false;
-                                for (int y = 0; y < c; y++) used |= tokens[seqIdx][sib[y]] == v;
-                                if (!used) {
-                                    in[x * vocab + v] = 0f;
-                                    any = true;
-                                }
-                            }
-                    }
-                    if (history != null) {
-                        State s = running.get(seqIdx);
-                        int p = parentNodes[r];
-                        int[] anc = p < 0 ? new int[0] : ancestors[p];
-                        int[] extra = new int[anc.length];
-                        for (int y = 0; y < anc.length; y++) extra[y] = tokens[seqIdx][anc[y]];
-                        history[x] = s.historyWith(extra, extra.length);
+                    } else {
+                        MemorySegment.copy(logits.segment(), ValueLayout.JAVA_FLOAT, (long) r * Sampler.ld(logits) * 4,
+                                in, x * vocab, vocab);
+                        if (hist != null) hist[x] = history[r];
                     }
                 }
-                boolean keepProbs = c == 0;
-                SamplingParams params = c == 0 || !withoutReplacement ? sampling : SamplingParams.temperature(1f);
-                try (Tensor inT = Tensor.of(in, k, vocab);
-                     Tensor probs = keepProbs ? Tensor.allocate(DType.F32, k, vocab) : null) {
-                    int[] drawn = Sampler.sample(inT, new SamplingParams[] {params}, seed, streams, history, probs);
+                SamplingParams params = withoutReplacement ? SamplingParams.temperature(1f) : sampling;
+                try (Tensor inT = Tensor.of(in, k, vocab)) {
+                    int[] drawn = Sampler.sample(inT, new SamplingParams[] {params}, seed, streams, hist, null);
                     for (int x = 0; x < k; x++) {
                         int r = which.get(x);
-                        int seqIdx = r / perSequence;
-                        int p = parentNodes[r];
-                        tokens[seqIdx][t.children(p)[c]] = drawn[x];
-                        if (keepProbs) {
-                            q[r] = row(probs, x);
-                            MemorySegment.copy(probs.segment(), (long) x * vocab * 4, draftProbs.segment(),
-                                    ((long) seqIdx * n + p + 1) * vocab * 4, (long) vocab * 4);
-                        }
+                        tokens[r / perSequence][t.children(parentNodes[r])[c]] = drawn[x];
                     }
                 }
             }
@@ -609,12 +623,8 @@ public final class SpeculativeDecoder {
                 int[] kids = t.children(p);
                 float[] x = row(logits, r);
                 if (sampling.hasRepetitionPenalty()) {
-                    State s = running.get(seqIdx);
-                    int[] anc = p < 0 ? new int[0] : ancestors[p];
-                    int[] extra = new int[anc.length];
-                    for (int y = 0; y < anc.length; y++) extra[y] = tokens[seqIdx][anc[y]];
                     boolean[] seen = new boolean[vocab];
-                    for (int h : s.historyWith(extra, extra.length)) {
+                    for (int h : historyAt(running.get(seqIdx), tokens[seqIdx], ancestors, p)) {
                         if (seen[h]) continue;
                         seen[h] = true;
                         x[h] = x[h] > 0 ? x[h] / sampling.repetitionPenalty() : x[h] * sampling.repetitionPenalty();
@@ -648,6 +658,19 @@ public final class SpeculativeDecoder {
     private static boolean isAncestor(int[][] ancestors, int x, int of) {
         for (int y : ancestors[of]) if (y == x) return true;
         return false;
+    }
+
+    /** log q into out[off ..], -inf where q is 0: softmax of it at temperature 1 is q renormalized. */
+    private static void logOf(float[] q, float[] out, int off) {
+        for (int v = 0; v < q.length; v++) out[off + v] = q[v] > 0 ? (float) Math.log(q[v]) : Float.NEGATIVE_INFINITY;
+    }
+
+    /** The history of the distribution at node p (-1: the root): committed tokens, then the path to p. */
+    private static int[] historyAt(State s, int[] tokens, int[][] ancestors, int p) {
+        int[] anc = p < 0 ? new int[0] : ancestors[p];
+        int[] extra = new int[anc.length];
+        for (int y = 0; y < anc.length; y++) extra[y] = tokens[anc[y]];
+        return s.historyWith(extra, extra.length);
     }
 
     private static float[] row(Tensor m, int r) {

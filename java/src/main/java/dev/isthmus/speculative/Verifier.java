@@ -177,7 +177,7 @@ public final class Verifier {
             isthmus_verify_args.vocab(a, vocab);
             isthmus_verify_args.parents(a, tree.isChain() ? MemorySegment.NULL
                     : call.allocateFrom(ValueLayout.JAVA_INT, tree.parents()));
-            isthmus_verify_args.tree_mode(a, withoutReplacement ? Isthmus.ISTHMUS_TREE_WITHOUT_REPLACEMENT()
+            isthmus_verify_args.tree_mode(a, withoutReplacement && !greedy ? Isthmus.ISTHMUS_TREE_WITHOUT_REPLACEMENT()
                     : Isthmus.ISTHMUS_TREE_WITH_REPLACEMENT());
             isthmus_verify_args.greedy(a, greedy ? 1 : 0);
             isthmus_verify_args.draft_tokens(a, call.allocateFrom(ValueLayout.JAVA_INT, flat));
