@@ -118,6 +118,84 @@ final class SpecReference {
         return lastKept;
     }
 
+    // ------------------------------------------------------------------ the walk of isthmus_verify
+
+    /** One sequence's verification; borderline when a uniform fell within 1e-9 of a decision boundary. */
+    record Verified(int accepted, int[] tokens, int[] path, boolean borderline) {}
+
+    static double[] normalized(double[] x) {
+        double s = 0;
+        for (double v : x) s += v;
+        double[] out = new double[x.length];
+        for (int i = 0; i < x.length; i++) out[i] = x[i] / s;
+        return out;
+    }
+
+    /**
+     * The walk isthmus.h describes, in double: draft rows [T] (row 0 root, j + 1 node j), target rows [T + 1],
+     * uniforms of stream {@code stream} numbered in the order they are used (one per child tried, then one for
+     * the emitted token).
+     */
+    static Verified verify(DraftTree tree, int[] tokens, double[][] draft, double[][] target, boolean greedy,
+                           long seed, long stream, boolean withoutReplacement) {
+        int[] out = new int[tree.nodes() + 1], path = new int[tree.nodes()];
+        int depth = 0, cur = -1, draw = 0;
+        boolean borderline = false;
+        for (;;) {
+            double[] p = normalized(target[cur + 1]);
+            int[] kids = tree.children(cur);
+            if (greedy) {
+                int best = 0;
+                for (int i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
+                int next = -1;
+                for (int c : kids) if (tokens[c] == best) { next = c; break; }
+                out[depth] = best;
+                if (next < 0) break;
+                path[depth++] = next;
+                cur = next;
+                continue;
+            }
+            if (kids.length == 0) {
+                double u = philoxUniform(seed, stream, draw++);
+                int t = inverseCdf(p, u, 1e-9);
+                if (t < 0) return new Verified(depth, null, null, true);
+                out[depth] = t;
+                break;
+            }
+            double[] q = normalized(draft[cur + 1]);
+            int next = -1;
+            for (int ci = 0; ci < kids.length; ci++) {
+                int c = kids[ci], t = tokens[c];
+                double u = philoxUniform(seed, stream, draw++);
+                if (q[t] > 0 && Math.abs(u * q[t] - p[t]) < 1e-9) borderline = true;
+                if (u * q[t] < p[t]) {
+                    next = c;
+                    break;
+                }
+                double[] r = new double[p.length];
+                double s = 0;
+                for (int i = 0; i < p.length; i++) s += r[i] = Math.max(0, p[i] - q[i]);
+                p = s > 1e-12 ? normalized(r) : q.clone();
+                if (withoutReplacement && ci + 1 < kids.length) {
+                    q = q.clone();
+                    q[t] = 0;
+                    q = normalized(q);
+                }
+            }
+            if (next < 0) {
+                double u = philoxUniform(seed, stream, draw++);
+                int t = inverseCdf(p, u, 1e-9);
+                if (t < 0) return new Verified(depth, null, null, true);
+                out[depth] = t;
+                break;
+            }
+            out[depth] = tokens[next];
+            path[depth++] = next;
+            cur = next;
+        }
+        return new Verified(depth, Arrays.copyOf(out, depth + 1), Arrays.copyOf(path, depth), borderline);
+    }
+
     // ------------------------------------------------------------------ chi-square
 
     /** Pearson's statistic over categories with expected count >= 5 (the others pooled into one). */

@@ -151,6 +151,60 @@ class SpeculativeVerifierTest {
         checkDistribution("of(-1,-1,0,1,1,-1) without replacement", DraftTree.of(-1, -1, 0, 1, 1, -1), true, false, 5);
     }
 
+    @Test
+    void matchesTheDoubleReferenceDrawForDraw() {
+        SplittableRandom r = new SplittableRandom(12);
+        int v = 16, b = 1500;
+        for (DraftTree tree : new DraftTree[] {DraftTree.chain(1), DraftTree.chain(5), DraftTree.branching(3, 2),
+                DraftTree.of(-1, 0, -1, 2, 2, 1)}) {
+            for (boolean without : new boolean[] {false, true}) {
+                int t = tree.nodes();
+                int[][] tokens = new int[b][t];
+                float[] draft = new float[b * t * v], target = new float[b * (t + 1) * v];
+                for (int i = 0; i < draft.length; i++) draft[i] = r.nextInt(4) == 0 ? 0f : (float) r.nextDouble();
+                for (int i = 0; i < target.length; i++) target[i] = r.nextInt(4) == 0 ? 0f : (float) r.nextDouble();
+                for (int s = 0; s < b; s++) {
+                    for (int row = 0; row < t; row++) draft[(s * t + row) * v + r.nextInt(v)] = 1f; // never all zero
+                    for (int row = 0; row <= t; row++) target[(s * (t + 1) + row) * v + r.nextInt(v)] = 1f;
+                    for (int j = -1; j < t; j++) {
+                        boolean[] used = new boolean[v];
+                        for (int c : tree.children(j)) {
+                            int x;
+                            do x = r.nextInt(v); while (without && used[x]);
+                            used[x] = true;
+                            tokens[s][c] = x;
+                        }
+                    }
+                }
+                long[] streams = streams(b, 99);
+                for (boolean greedy : new boolean[] {false, true}) {
+                    Verifier.Result res;
+                    try (Tensor d = Tensor.of(draft, (long) b * t, v); Tensor g = Tensor.of(target, (long) b * (t + 1), v)) {
+                        res = Verifier.verify(tree, tokens, Verifier.Distribution.probs(d), Verifier.Distribution.probs(g),
+                                greedy, 31, streams, without);
+                    }
+                    int compared = 0;
+                    for (int s = 0; s < b; s++) {
+                        double[][] dr = new double[t][v], tr = new double[t + 1][v];
+                        for (int row = 0; row < t; row++)
+                            for (int i = 0; i < v; i++) dr[row][i] = draft[(s * t + row) * v + i];
+                        for (int row = 0; row <= t; row++)
+                            for (int i = 0; i < v; i++) tr[row][i] = target[(s * (t + 1) + row) * v + i];
+                        SpecReference.Verified want = SpecReference.verify(tree, tokens[s], dr, tr, greedy, 31, streams[s],
+                                without);
+                        if (want.borderline()) continue;
+                        compared++;
+                        String at = tree + (without ? " without" : " with") + (greedy ? " greedy" : "") + ", sequence " + s;
+                        assertEquals(want.accepted(), res.accepted()[s], at);
+                        assertArrayEquals(want.tokens(), res.tokens()[s], at);
+                        assertArrayEquals(want.path(), res.path()[s], at);
+                    }
+                    assertTrue(compared > b * 0.98, "too many borderline draws: " + compared);
+                }
+            }
+        }
+    }
+
     /** The token each row of a one-hot target stands for. */
     static int hot(int s, int row) {
         return (s * 7 + row * 3) % V;
