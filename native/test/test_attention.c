@@ -63,6 +63,7 @@ typedef struct attn_params {
     int32_t q_heads;
     float scale, softcap;
     int32_t window;
+    const int32_t *tree; /* tree_parents of the batch (run_check) or of one sequence (reference_q8), or NULL */
 } attn_params;
 
 /* out[t][h][:] and lse[t][h] for the q_len newest tokens of seq, from K/V read back from the cache. */
@@ -80,8 +81,14 @@ static void reference_q8(const cache *c, int32_t layer, int32_t seq, int32_t qn,
                                .ldk = w, .v = v, .ldv = w};
     CHECK_OK(isthmus_kv_read(&ra));
     double *s = malloc((size_t)len * 8);
+    char *vis = malloc((size_t)len); /* the keys token t sees: causal/window, then the tree's ancestors */
     for (int32_t t = 0; t < qn; t++) {
         int64_t pos = len - qn + t, lo = p.window > 0 && pos - p.window + 1 > 0 ? pos - p.window + 1 : 0;
+        for (int64_t j = 0; j < len; j++) vis[j] = j >= lo && j <= pos;
+        if (p.tree) {
+            for (int64_t j = len - qn; j < len; j++) vis[j] = 0;
+            for (int32_t a = t; a >= 0; a = p.tree[a]) vis[len - qn + a] = 1;
+        }
         for (int32_t h = 0; h < p.q_heads; h++) {
             const float *qv = q + t * ldq + (int64_t)h * d;
             int32_t g = h / ratio;
@@ -98,6 +105,7 @@ static void reference_q8(const cache *c, int32_t layer, int32_t seq, int32_t qn,
                     qsv[i] = r > 127 ? 127 : r < -127 ? -127 : r;
                 }
             for (int64_t j = lo; j <= pos; j++) {
+                if (!vis[j]) continue;
                 double dot = 0, kabs = 0;
                 for (int32_t i = 0; i < d; i++) {
                     dot += (double)qv[i] * k[j * w + (int64_t)g * d + i];
@@ -115,10 +123,11 @@ static void reference_q8(const cache *c, int32_t layer, int32_t seq, int32_t qn,
                 if (dot > mx) mx = dot;
             }
             double sum = 0;
-            for (int64_t j = lo; j <= pos; j++) sum += exp(s[j] - mx);
+            for (int64_t j = lo; j <= pos; j++) sum += vis[j] ? exp(s[j] - mx) : 0;
             double *o = out + ((int64_t)t * p.q_heads + h) * d;
             for (int32_t i = 0; i < d; i++) o[i] = 0;
             for (int64_t j = lo; j <= pos; j++) {
+                if (!vis[j]) continue;
                 double pj = exp(s[j] - mx) / sum;
                 for (int32_t i = 0; i < d; i++) o[i] += pj * v[j * w + (int64_t)g * d + i];
             }
@@ -126,6 +135,7 @@ static void reference_q8(const cache *c, int32_t layer, int32_t seq, int32_t qn,
         }
     }
     free(s);
+    free(vis);
     gfree(k);
     gfree(v);
 }
@@ -143,8 +153,9 @@ typedef struct batch_item {
 } batch_item;
 
 /* Runs attention on a batch with the current ISA and checks every row against the reference. */
-static void run_check(const cache *c, int32_t layer, const batch_item *items, int n, attn_params p, uint64_t *rng,
+static void run_check(const cache *c, int32_t layer, const batch_item *items, int n, attn_params p0, uint64_t *rng,
                       float qmag, const char *what) {
+    const attn_params p = p0;
     const int q8 = isthmus_isa() == ISTHMUS_ISA_AVX512 && c->cfg.dtype == ISTHMUS_KV_S8 && c->cfg.block_size >= 16;
     const int32_t d = c->cfg.head_dim;
     int64_t T = 0;
@@ -160,7 +171,7 @@ static void run_check(const cache *c, int32_t layer, const batch_item *items, in
     }
     isthmus_attention_args a = {.kv = c->state, .layer = layer, .n_seqs = n, .seqs = seqs, .q_lens = qls,
                                 .q_heads = p.q_heads, .q = q, .ldq = ldq, .out = out, .ldo = ldq, .lse = lse,
-                                .scale = p.scale, .softcap = p.softcap, .window = p.window};
+                                .scale = p.scale, .softcap = p.softcap, .window = p.window, .tree_parents = p.tree};
     CHECK_OK(isthmus_attention(&a));
     CHECK(gcheck(out) && gcheck(lse), "%s: output guard overwritten", what);
     int64_t t0 = 0;
@@ -171,6 +182,8 @@ static void run_check(const cache *c, int32_t layer, const batch_item *items, in
         double *eo = malloc((size_t)items[i].q_len * p.q_heads * d * 8);
         double *el = malloc((size_t)items[i].q_len * p.q_heads * 8);
         double delta = 0;
+        attn_params p = p0; /* the sequence's own part of the tree */
+        if (p.tree) p.tree += t0;
         /* exact: the reference without q rounding; ro/rl: what the kernel is held to tightly */
         reference_q8(c, layer, items[i].seq, items[i].q_len, q + t0 * ldq, ldq, p, eo, el, 0, &delta);
         if (q8) reference_q8(c, layer, items[i].seq, items[i].q_len, q + t0 * ldq, ldq, p, ro, rl, 1, NULL);
@@ -848,6 +861,359 @@ static void bad_arguments(void) {
     gfree(pool);
 }
 
+/* ------------------------------------------------------------------ token trees, RoPE positions, compaction */
+
+/* Parents of a tree of n nodes (-1 <= parent < u): 0 chain, 1 star on the prefix, 2 star under node 0,
+ * 3 uniform random, 4 deep (mostly chain, sometimes a branch back), 5 a binary tree. */
+static void make_tree(int kind, int32_t n, uint64_t *rng, int32_t *par) {
+    for (int32_t u = 0; u < n; u++) {
+        switch (kind) {
+        case 0: par[u] = u - 1; break;
+        case 1: par[u] = -1; break;
+        case 2: par[u] = u == 0 ? -1 : 0; break;
+        case 3: par[u] = (int32_t)rng_int(rng, -1, u - 1); break;
+        case 4: par[u] = u == 0 || rng_int(rng, 0, 9) ? u - 1 : (int32_t)rng_int(rng, -1, u - 1); break;
+        default: par[u] = (u - 1) / 2 - (u == 0); break;
+        }
+    }
+}
+
+/* Every ISA variant against the masked double reference: several sequences in one call, each with its
+ * own tree, q_len 1..256, every KV dtype, block sizes 1 and 16, GQA, softcap, lse. */
+static void tree_attention(void) {
+    static const int64_t LENS[] = {40, 300, 17, 256, 5};
+    static const int32_t QL[] = {7, 256, 17, 200, 1};
+    for (int dt = 0; dt < 4; dt++)
+        for (int bi = 0; bi < 2; bi++)
+            for (int kind = 0; kind < 6; kind++) {
+                if (kind != 3 && (dt + kind) % 2) continue; /* every kind on two dtypes; random trees on all */
+                t_seed = 9000 + dt * 100 + bi * 10 + kind;
+                uint64_t rng = t_seed;
+                int32_t par[1024], T = 0;
+                for (int i = 0; i < 5; i++) {
+                    make_tree(kind == 5 && i % 2 ? 3 : kind, QL[i], &rng, par + T);
+                    T += QL[i];
+                }
+                attn_params p = params(8, 64);
+                p.tree = par;
+                if (kind == 4) p.softcap = 20.0f;
+                check_config(config(1, 2, 64, bi ? 16 : 1, dt, 0, 0, 0), LENS, QL, 5, p, 3.0f);
+            }
+}
+
+/* A chain is the causal mask: bit-identical to tree_parents = NULL, split (q_len <= 16) or not. */
+static void tree_chain_is_causal(void) {
+    uint64_t rng = t_seed;
+    for (int dt = 0; dt < 4; dt++) {
+        cache c;
+        CHECK(cache_open(&c, config(1, 2, 128, 16, dt, 400, 2, 3000)), "open");
+        int32_t s[2], qls[2] = {5, 100}, par[105];
+        for (int i = 0; i < 2; i++) {
+            CHECK_OK(isthmus_kv_seq_create(c.state, &s[i]));
+            append_random(&c, s[i], i ? 2500 : 2100, &rng, 1.0f);
+        }
+        for (int i = 0; i < 5; i++) par[i] = i - 1;
+        for (int i = 0; i < 100; i++) par[5 + i] = i - 1;
+        const int64_t w = 8 * 128, T = 105;
+        float *q = rand_f32(&rng, T * w, -2, 2), *o1 = galloc(T * w * 4), *o2 = galloc(T * w * 4);
+        float *l1 = galloc(T * 8 * 4), *l2 = galloc(T * 8 * 4);
+        for (int32_t isa = ISTHMUS_ISA_REF; isa <= isthmus_isa_supported(); isa++) {
+            isthmus_set_isa_cap(isa);
+            isthmus_attention_args a = {.kv = c.state, .n_seqs = 2, .seqs = s, .q_lens = qls, .q_heads = 8, .q = q,
+                                        .ldq = w, .out = o1, .ldo = w, .lse = l1, .scale = 0.088f};
+            CHECK_OK(isthmus_attention(&a));
+            a.out = o2;
+            a.lse = l2;
+            a.tree_parents = par;
+            CHECK_OK(isthmus_attention(&a));
+            CHECK(memcmp(o1, o2, (size_t)(T * w * 4)) == 0 && memcmp(l1, l2, (size_t)(T * 8 * 4)) == 0,
+                  "%s %s: a chain tree differs from the causal mask", DT[dt], isthmus_isa_name(isa));
+        }
+        isthmus_set_isa_cap(ISTHMUS_ISA_AVX512);
+        gfree(q); gfree(o1); gfree(o2); gfree(l1); gfree(l2);
+        cache_close(&c);
+    }
+}
+
+/* kv_write with positions = write without RoPE, then isthmus_rope on K at those positions. */
+static void write_positions(void) {
+    uint64_t rng = t_seed;
+    cache c;
+    CHECK(cache_open(&c, config(1, 2, 64, 16, ISTHMUS_KV_F32, 16, 2, 100)), "open");
+    int32_t s[2], n[2] = {9, 21};
+    const int64_t w = 128, T = 30;
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(isthmus_kv_seq_create(c.state, &s[i]));
+        CHECK_OK(isthmus_kv_seq_extend(c.state, s[i], 5 + i));
+        CHECK_OK(isthmus_kv_seq_extend(c.state, s[i], n[i]));
+    }
+    int64_t pos[30];
+    for (int r = 0; r < T; r++) pos[r] = rng_int(&rng, 0, 1000);
+    pos[0] = 0;
+    pos[29] = (int64_t)1 << 40;
+    for (int style = ISTHMUS_ROPE_INTERLEAVED; style <= ISTHMUS_ROPE_HALF; style++) {
+        float *k = rand_f32(&rng, T * w, -1, 1), *v = rand_f32(&rng, T * w, -1, 1), *kr = galloc(T * w * 4);
+        isthmus_rope_params rp = {.style = style, .rotary_dim = style == ISTHMUS_ROPE_HALF ? 48 : 0, .theta = 10000.0f};
+        isthmus_kv_write_args a = {.kv = c.state, .layer = 0, .n_seqs = 2, .seqs = s, .n_tokens = n, .k = k,
+                                   .ldk = w, .v = v, .ldv = w, .rope = rp, .positions = pos};
+        CHECK_OK(isthmus_kv_write(&a));
+        isthmus_rope_args ra = {.tokens = T, .heads = 2, .head_dim = 64, .x = k, .ldx = w, .positions = pos, .rope = rp};
+        CHECK_OK(isthmus_rope(&ra));
+        for (int i = 0; i < 2; i++) {
+            isthmus_kv_read_args r = {.kv = c.state, .layer = 0, .seq = s[i], .start = 5 + i, .count = n[i], .k = kr,
+                                      .ldk = w};
+            CHECK_OK(isthmus_kv_read(&r));
+            CHECK(memcmp(k + (i ? n[0] : 0) * w, kr, (size_t)(n[i] * w * 4)) == 0,
+                  "style %d seq %d: write with positions differs from isthmus_rope", style, i);
+        }
+        gfree(k); gfree(v); gfree(kr);
+    }
+    /* positions are refused when negative */
+    float x[128 * 30] = {0};
+    pos[3] = -1;
+    isthmus_kv_write_args b = {.kv = c.state, .layer = 0, .n_seqs = 2, .seqs = s, .n_tokens = n, .k = x, .ldk = w, .v = x,
+                               .ldv = w, .rope = {.style = ISTHMUS_ROPE_HALF, .theta = 1e4f}, .positions = pos};
+    CHECK_FAILS(isthmus_kv_write(&b), ISTHMUS_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(isthmus_last_error(), "positions[3]") != NULL, "message: %s", isthmus_last_error());
+    cache_close(&c);
+}
+
+/* Read-back of every layer of a sequence (f32, dequantized), [layers][len][w]. */
+static float *read_all(const cache *c, int32_t seq, int64_t *len_out) {
+    const int64_t w = (int64_t)c->cfg.kv_heads * c->cfg.head_dim;
+    int64_t len = 0;
+    CHECK_OK(isthmus_kv_seq_length(c->state, seq, &len));
+    float *x = malloc((size_t)(2 * c->cfg.layers * (len + 1) * w * 4));
+    for (int32_t l = 0; l < c->cfg.layers; l++) {
+        isthmus_kv_read_args r = {.kv = c->state, .layer = l, .seq = seq, .start = 0, .count = len,
+                                  .k = x + 2 * l * len * w, .ldk = w, .v = x + (2 * l + 1) * len * w, .ldv = w};
+        if (len) CHECK_OK(isthmus_kv_read(&r));
+    }
+    *len_out = len;
+    return x;
+}
+
+/* Blocks referenced by live tables equal the used blocks, and the shared count matches. */
+static void check_blocks(const cache *c, const int32_t *ids, int n, const char *what) {
+    isthmus_kv_stats st;
+    CHECK_OK(isthmus_kv_get_stats(c->state, &st));
+    int32_t *refs = calloc((size_t)c->cfg.num_blocks, 4), tab[512];
+    for (int i = 0; i < n; i++) {
+        int64_t cnt = 0, len = 0;
+        CHECK_OK(isthmus_kv_seq_blocks(c->state, ids[i], tab, 512, &cnt));
+        CHECK_OK(isthmus_kv_seq_length(c->state, ids[i], &len));
+        CHECK(cnt == (len + c->cfg.block_size - 1) / c->cfg.block_size, "%s: seq %d has %lld blocks for %lld tokens",
+              what, ids[i], (long long)cnt, (long long)len);
+        for (int64_t b = 0; b < cnt && b < 512; b++) refs[tab[b]]++;
+    }
+    int used = 0, shared = 0;
+    for (int32_t b = 0; b < c->cfg.num_blocks; b++) {
+        used += refs[b] > 0;
+        shared += refs[b] > 1;
+    }
+    CHECK(used == st.used_blocks && shared == st.shared_blocks && st.free_blocks + st.used_blocks == c->cfg.num_blocks,
+          "%s: %d blocks referenced (%d shared), stats say %d used (%d shared), %d free", what, used, shared,
+          st.used_blocks, st.shared_blocks, st.free_blocks);
+    free(refs);
+}
+
+/* Compaction against a model built from read-backs: random keeps (from nothing to everything, across
+ * block boundaries), every dtype (the bytes move, so int8 scales and the transposed K must move with
+ * them: results are compared exactly), forks that share blocks keep their contents, and no block leaks. */
+static void compact_model(void) {
+    static const int32_t BS[] = {1, 4, 16};
+    uint64_t rng = t_seed;
+    for (int dt = 0; dt < 4; dt++)
+        for (int bi = 0; bi < 3; bi++)
+            for (int round = 0; round < 8; round++) {
+                const int32_t bs = BS[bi];
+                cache c;
+                CHECK(cache_open(&c, config(2, 2, 32, bs, dt, 3 * 200 / bs + 8, 4, 200)), "open");
+                const int64_t w = 64;
+                int32_t ids[3], n = 1;
+                CHECK_OK(isthmus_kv_seq_create(c.state, &ids[0]));
+                append_random(&c, ids[0], (int32_t)rng_int(&rng, 1, 120), &rng, 1.0f);
+                if (round % 2) { /* a fork sharing every block, maybe with its own tail */
+                    CHECK_OK(isthmus_kv_seq_fork(c.state, ids[0], &ids[n++]));
+                    if (round % 4 == 3) append_random(&c, ids[1], (int32_t)rng_int(&rng, 1, 20), &rng, 1.0f);
+                }
+                if (round >= 4) { /* the sequence itself grows after the fork: a tree after a shared prefix */
+                    append_random(&c, ids[0], (int32_t)rng_int(&rng, 1, 60), &rng, 1.0f);
+                    if (round % 2) CHECK_OK(isthmus_kv_seq_fork(c.state, ids[0], &ids[n++]));
+                }
+                int64_t len[3];
+                float *before[3];
+                for (int i = 0; i < n; i++) before[i] = read_all(&c, ids[i], &len[i]);
+                int64_t start = rng_int(&rng, 0, len[0]);
+                int32_t keep[200], nk = 0;
+                int mode = (int)rng_int(&rng, 0, 3);
+                for (int32_t j = 0; j < len[0] - start; j++)
+                    if (mode == 0 ? rng_int(&rng, 0, 1) : mode == 1 ? rng_int(&rng, 0, 9) == 0 : mode == 2 ? 1 : j % 3 == 2)
+                        keep[nk++] = j;
+                char what[96];
+                snprintf(what, sizeof what, "%s bs=%d round %d: compact start %lld keep %d of %lld", DT[dt], bs, round,
+                         (long long)start, nk, (long long)(len[0] - start));
+                isthmus_kv_stats st0;
+                CHECK_OK(isthmus_kv_get_stats(c.state, &st0));
+                CHECK_OK(isthmus_kv_seq_compact(c.state, ids[0], start, keep, nk));
+                int64_t l2;
+                float *after = read_all(&c, ids[0], &l2);
+                CHECK(l2 == start + nk, "%s: length %lld", what, (long long)l2);
+                long bad = 0;
+                for (int32_t l = 0; l < c.cfg.layers; l++)
+                    for (int kv = 0; kv < 2; kv++)
+                        for (int64_t t = 0; t < l2 && l2 == start + nk; t++) {
+                            int64_t src = t < start ? t : start + keep[t - start];
+                            if (memcmp(after + ((2 * l + kv) * l2 + t) * w, before[0] + ((2 * l + kv) * len[0] + src) * w,
+                                       (size_t)w * 4) && bad++ < 2)
+                                CHECK(0, "%s: layer %d %s token %lld is not token %lld", what, l, kv ? "V" : "K",
+                                      (long long)t, (long long)src);
+                        }
+                for (int i = 1; i < n; i++) { /* forks unchanged */
+                    int64_t lf;
+                    float *x = read_all(&c, ids[i], &lf);
+                    CHECK(lf == len[i] && memcmp(x, before[i], (size_t)(2 * c.cfg.layers * lf * w * 4)) == 0,
+                          "%s: fork %d changed", what, i);
+                    free(x);
+                }
+                isthmus_kv_stats st1;
+                CHECK_OK(isthmus_kv_get_stats(c.state, &st1));
+                CHECK(st1.tokens == st0.tokens - (len[0] - start - nk), "%s: stats tokens %lld", what, (long long)st1.tokens);
+                check_blocks(&c, ids, n, what);
+                /* the compacted sequence still extends and attends */
+                append_random(&c, ids[0], 3, &rng, 1.0f);
+                check_blocks(&c, ids, n, what);
+                free(after);
+                for (int i = 0; i < n; i++) {
+                    free(before[i]);
+                    CHECK_OK(isthmus_kv_seq_free(c.state, ids[i]));
+                }
+                CHECK_OK(isthmus_kv_get_stats(c.state, &st1));
+                CHECK(st1.free_blocks == c.cfg.num_blocks, "%s: %d of %d blocks free at the end", what, st1.free_blocks,
+                      c.cfg.num_blocks);
+                cache_close(&c);
+            }
+}
+
+/* Compacting an accepted tree path gives the attention of the path written as a plain sequence. */
+static void compact_then_attend(void) {
+    uint64_t rng = t_seed;
+    cache c;
+    CHECK(cache_open(&c, config(1, 2, 64, 16, ISTHMUS_KV_F32, 64, 2, 400)), "open");
+    int32_t s, plain;
+    CHECK_OK(isthmus_kv_seq_create(c.state, &s));
+    CHECK_OK(isthmus_kv_seq_create(c.state, &plain));
+    const int64_t w = 128;
+    float *pk = rand_f32(&rng, 50 * w, -1, 1), *pv = rand_f32(&rng, 50 * w, -1, 1);
+    int32_t n50 = 50;
+    for (int i = 0; i < 2; i++) {
+        int32_t id = i ? plain : s;
+        CHECK_OK(isthmus_kv_seq_extend(c.state, id, 50));
+        isthmus_kv_write_args a = {.kv = c.state, .n_seqs = 1, .seqs = &id, .n_tokens = &n50, .k = pk, .ldk = w, .v = pv, .ldv = w};
+        CHECK_OK(isthmus_kv_write(&a));
+    }
+    int32_t nt = 20, keep[4] = {0, 3, 9, 15};
+    float *tk = rand_f32(&rng, nt * w, -1, 1), *tv = rand_f32(&rng, nt * w, -1, 1);
+    CHECK_OK(isthmus_kv_seq_extend(c.state, s, nt));
+    isthmus_kv_write_args a = {.kv = c.state, .n_seqs = 1, .seqs = &s, .n_tokens = &nt, .k = tk, .ldk = w, .v = tv, .ldv = w};
+    CHECK_OK(isthmus_kv_write(&a));
+    CHECK_OK(isthmus_kv_seq_compact(c.state, s, 50, keep, 4));
+    int32_t four = 4;
+    float pk2[4 * 128], pv2[4 * 128];
+    for (int i = 0; i < 4; i++) {
+        memcpy(pk2 + i * w, tk + keep[i] * w, (size_t)w * 4);
+        memcpy(pv2 + i * w, tv + keep[i] * w, (size_t)w * 4);
+    }
+    CHECK_OK(isthmus_kv_seq_extend(c.state, plain, 4));
+    isthmus_kv_write_args b = {.kv = c.state, .n_seqs = 1, .seqs = &plain, .n_tokens = &four, .k = pk2, .ldk = w, .v = pv2, .ldv = w};
+    CHECK_OK(isthmus_kv_write(&b));
+    float *q = rand_f32(&rng, 4 * 4 * 64, -2, 2), o1[4 * 256], o2[4 * 256];
+    int32_t ql = 4;
+    isthmus_attention_args at = {.kv = c.state, .n_seqs = 1, .seqs = &s, .q_lens = &ql, .q_heads = 4, .q = q, .ldq = 256,
+                                 .out = o1, .ldo = 256, .scale = 0.125f};
+    CHECK_OK(isthmus_attention(&at));
+    at.seqs = &plain;
+    at.out = o2;
+    CHECK_OK(isthmus_attention(&at));
+    CHECK(memcmp(o1, o2, sizeof o1) == 0, "attention after compact differs from the plain sequence");
+    gfree(pk); gfree(pv); gfree(tk); gfree(tv); gfree(q);
+    cache_close(&c);
+}
+
+static void tree_compact_bad_arguments(void) {
+    cache c;
+    CHECK(cache_open(&c, config(1, 2, 64, 16, ISTHMUS_KV_F32, 4, 3, 64)), "open");
+    int32_t s, f;
+    CHECK_OK(isthmus_kv_seq_create(c.state, &s));
+    uint64_t rng = t_seed;
+    append_random(&c, s, 40, &rng, 1.0f);
+    int32_t keep[4] = {1, 2, 5, 7};
+#define MSG(sub) CHECK(strstr(isthmus_last_error(), sub) != NULL, "message '%s' lacks '%s'", isthmus_last_error(), sub)
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, s, -1, keep, 4), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("start");
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, s, 41, keep, 0), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("start");
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, s, 35, keep, 6), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("n_keep");
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, s, 35, keep, -1), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("n_keep");
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, s, 35, NULL, 2), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("keep");
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, s, 34, keep, 4), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("keep[3]");
+    int32_t dec[3] = {0, 2, 2}, neg[2] = {-1, 0};
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, s, 10, dec, 3), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("keep[2]");
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, s, 10, neg, 2), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("keep[0]");
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, 2, 0, keep, 0), ISTHMUS_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(isthmus_kv_seq_compact(NULL, s, 0, keep, 0), ISTHMUS_ERR_INVALID_ARGUMENT);
+    /* a fork shares all 3 blocks, 1 is free: a compact writing into 2 shared blocks is refused whole */
+    CHECK_OK(isthmus_kv_seq_fork(c.state, s, &f));
+    isthmus_kv_stats st0, st1;
+    CHECK_OK(isthmus_kv_get_stats(c.state, &st0));
+    int64_t l0 = 0, l1 = 0;
+    float *x0 = read_all(&c, s, &l0);
+    int32_t far[2] = {10, 20}; /* destinations 15 and 16: blocks 0 and 1 */
+    CHECK_FAILS(isthmus_kv_seq_compact(c.state, s, 15, far, 2), ISTHMUS_ERR_CAPACITY);
+    CHECK_OK(isthmus_kv_get_stats(c.state, &st1));
+    float *x1 = read_all(&c, s, &l1);
+    CHECK(memcmp(&st0, &st1, sizeof st0) == 0 && l0 == l1 && memcmp(x0, x1, (size_t)(l0 * 2 * 128 * 4)) == 0,
+          "a refused compact changed the cache");
+    free(x0); free(x1);
+    /* n_keep = 0 is a truncation; keeping a prefix in place copies nothing */
+    CHECK_OK(isthmus_kv_seq_compact(c.state, s, 33, keep, 0));
+    CHECK_OK(isthmus_kv_seq_length(c.state, s, &l0));
+    CHECK(l0 == 33, "length %lld", (long long)l0);
+    int32_t pre[2] = {0, 1};
+    CHECK_OK(isthmus_kv_seq_compact(c.state, s, 20, pre, 2));
+    CHECK_OK(isthmus_kv_get_stats(c.state, &st1));
+    CHECK(st1.shared_blocks == 2, "%d shared blocks after an in-place keep", st1.shared_blocks);
+
+    /* attention with a tree */
+    float q[20 * 256] = {0}, out[20 * 256];
+    int32_t ql = 20, par[300], seqs[1] = {f};
+    for (int i = 0; i < 20; i++) par[i] = i - 1;
+    isthmus_attention_args a = {.kv = c.state, .n_seqs = 1, .seqs = seqs, .q_lens = &ql, .q_heads = 4, .q = q, .ldq = 256,
+                                .out = out, .ldo = 256, .scale = 0.125f, .tree_parents = par};
+    CHECK_OK(isthmus_attention(&a));
+    isthmus_attention_args x = a;
+    x.window = 4; CHECK_FAILS(isthmus_attention(&x), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("window");
+    par[7] = 7; CHECK_FAILS(isthmus_attention(&a), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("tree_parents[7]");
+    par[7] = -2; CHECK_FAILS(isthmus_attention(&a), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("tree_parents[7]");
+    par[7] = 6;
+    par[0] = 0; CHECK_FAILS(isthmus_attention(&a), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("tree_parents[0]");
+    par[0] = -1;
+    cache_close(&c);
+    /* q_len above ISTHMUS_TREE_MAX_NODES */
+    CHECK(cache_open(&c, config(1, 1, 16, 16, ISTHMUS_KV_F32, 20, 1, 300)), "open");
+    CHECK_OK(isthmus_kv_seq_create(c.state, &s));
+    append_random(&c, s, 257, &rng, 1.0f);
+    float *q2 = calloc(257 * 16, 4), *o2 = calloc(257 * 16, 4);
+    for (int i = 0; i < 257; i++) par[i] = i - 1;
+    int32_t ql2 = 257;
+    isthmus_attention_args b = {.kv = c.state, .n_seqs = 1, .seqs = &s, .q_lens = &ql2, .q_heads = 1, .q = q2, .ldq = 16,
+                                .out = o2, .ldo = 16, .scale = 0.25f, .tree_parents = par};
+    CHECK_FAILS(isthmus_attention(&b), ISTHMUS_ERR_INVALID_ARGUMENT); MSG("ISTHMUS_TREE_MAX_NODES");
+    ql2 = 256;
+    CHECK_OK(isthmus_attention(&b));
+#undef MSG
+    free(q2); free(o2);
+    cache_close(&c);
+}
+
 const test_case attention_tests[] = {
     {"attention", "storage_round_trip", storage_round_trip},
     {"attention", "rope_reference", rope_reference},
@@ -861,5 +1227,11 @@ const test_case attention_tests[] = {
     {"attention", "fork_attention", fork_attention},
     {"attention", "thread_count_invariance", thread_count_invariance},
     {"attention", "long_contexts", long_contexts},
+    {"attention", "tree_attention", tree_attention},
+    {"attention", "tree_chain_is_causal", tree_chain_is_causal},
+    {"attention", "write_positions", write_positions},
+    {"attention", "compact_model", compact_model},
+    {"attention", "compact_then_attend", compact_then_attend},
+    {"attention", "tree_compact_bad_arguments", tree_compact_bad_arguments},
     {NULL, NULL, NULL},
 };

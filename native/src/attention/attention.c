@@ -20,6 +20,7 @@ typedef struct attn_ctx {
     const kv_state *s;
     const ATTENTION_kernel *kern;
     const int64_t *tok0;  /* batch row of each sequence's first query token */
+    const uint64_t *anc;  /* with a tree: ATTN_TREE_WORDS words per batch row (ancestors + itself), else NULL */
     plan_item *items;
     int64_t nitems;
     int64_t *tiles;       /* first item of each tile that has splits       */
@@ -48,6 +49,11 @@ static void fill_unit(const attn_ctx *c, const plan_item *it, attn_unit *u) {
         u->pos[j] = len - qn + t;
         u->lo[j] = a->window > 0 && u->pos[j] - a->window + 1 > 0 ? u->pos[j] - a->window + 1 : 0;
     }
+    u->tree = c->anc != NULL;
+    u->tree_base = len - qn;
+    if (c->anc)
+        for (int32_t j = 0; j < it->rows; j++)
+            u->anc[j] = c->anc + (c->tok0[it->seq_idx] + (it->row0 + j) / c->ratio) * ATTN_TREE_WORDS;
     u->k_lo = it->k_lo;
     u->k_hi = it->k_hi;
     u->scale = a->scale;
@@ -176,6 +182,8 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
     if (!(a->softcap >= 0) || !isfinite(a->softcap))
         return FAIL_ARG("%s: softcap = %g, must be 0 (none) or finite and > 0", __func__, (double)a->softcap);
     if (a->window < 0) return FAIL_ARG("%s: window = %d, must be >= 0 (0: none)", __func__, a->window);
+    if (a->tree_parents && a->window != 0)
+        return FAIL_ARG("%s: window = %d with tree_parents: a token tree needs window = 0", __func__, a->window);
     if (a->out == a->q && a->ldo != a->ldq)
         return FAIL_ARG("%s: out is q but ldo = %lld != ldq = %lld", __func__, (long long)a->ldo, (long long)a->ldq);
 
@@ -199,6 +207,11 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
                           i, qn, id, (long long)q->len);
             goto fail;
         }
+        if (a->tree_parents && qn > ISTHMUS_TREE_MAX_NODES) {
+            st = FAIL_ARG("%s: q_lens[%d] = %d with tree_parents, must be at most ISTHMUS_TREE_MAX_NODES = %d",
+                          __func__, i, qn, ISTHMUS_TREE_MAX_NODES);
+            goto fail;
+        }
         tok0[i] = total;
         total += qn;
         /* count items: tiles x splits x kv heads */
@@ -214,12 +227,38 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
         st = FAIL_ARG("%s: q/out extents overflow", __func__);
         goto fail;
     }
+    uint64_t *anc = NULL;
+    if (a->tree_parents) { /* ancestor sets: node u sees its parent's set and itself */
+        anc = calloc((size_t)total * ATTN_TREE_WORDS, 8);
+        if (!anc) {
+            st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", __func__);
+            goto fail;
+        }
+        for (int32_t i = 0; i < a->n_seqs && !st; i++)
+            for (int32_t u = 0; u < a->q_lens[i]; u++) {
+                const int64_t row = tok0[i] + u;
+                const int32_t p = a->tree_parents[row];
+                if (p < -1 || p >= u) {
+                    st = FAIL_ARG("%s: tree_parents[%lld] = %d (token %d of sequence %d, seqs[%d]) must be in -1..%d",
+                                  __func__, (long long)row, p, u, a->seqs[i], i, u - 1);
+                    break;
+                }
+                uint64_t *w = anc + row * ATTN_TREE_WORDS;
+                if (p >= 0) memcpy(w, anc + (tok0[i] + p) * ATTN_TREE_WORDS, ATTN_TREE_WORDS * 8);
+                w[u >> 6] |= (uint64_t)1 << (u & 63);
+            }
+        if (st) {
+            free(anc);
+            goto fail;
+        }
+    }
     const ATTENTION_kernel *kern = pick_kernel();
     if (!kern) {
+        free(anc);
         st = isthmus__fail(ISTHMUS_ERR_INTERNAL, "%s: no attention kernel", __func__);
         goto fail;
     }
-    attn_ctx c = {.a = a, .s = s, .kern = kern, .tok0 = tok0, .ratio = ratio,
+    attn_ctx c = {.a = a, .s = s, .kern = kern, .tok0 = tok0, .anc = anc, .ratio = ratio,
                   .part_floats = 2 * ATTN_MAX_ROWS + (int64_t)ATTN_MAX_ROWS * d};
     c.items = malloc((size_t)nitems * sizeof(plan_item));
     c.tiles = malloc((size_t)(nparts + 1) * sizeof(int64_t));
@@ -228,6 +267,7 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
         free(c.items);
         free(c.tiles);
         isthmus__aligned_free(c.parts);
+        free(anc);
         st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory for the work plan", __func__);
         goto fail;
     }
@@ -264,6 +304,7 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
     free(c.items);
     free(c.tiles);
     isthmus__aligned_free(c.parts);
+    free(anc);
     free(tok0);
     if (c.oom) return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch", __func__);
     return ISTHMUS_OK;

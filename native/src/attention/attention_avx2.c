@@ -189,6 +189,13 @@ INLINE __m256 lane_mask(int base_lane, int64_t a, int64_t b) {
     return _mm256_castsi256_ps(_mm256_and_si256(ge, lt));
 }
 
+/* Lanes 0..7 whose bit is set in bits, as an all-ones/all-zeros lane mask. */
+INLINE __m256 bits_mask8(uint32_t bits) {
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i x = _mm256_and_si256(_mm256_set1_epi32((int)(bits & 0xffu)), sel);
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(x, sel));
+}
+
 INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int ng, float *S, float *P,
                           float *m, float *l, float *corr) {
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
@@ -200,11 +207,14 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
             if (a < 0) a = 0;
             if (b > 16) b = 16;
             if (b < a) b = a;
+            const uint32_t tb = u->tree ? attn_tree_bits16(u, r, g[gi].base) : 0xffffu;
             for (int hh = 0; hh < 2; hh++) {
                 float *ps = S + r * KC + gi * 16 + 8 * hh;
                 __m256 x = _mm256_load_ps(ps);
                 if (u->softcap > 0) x = softcap8(x, u->softcap);
-                x = _mm256_blendv_ps(ninf, x, lane_mask(8 * hh, a, b));
+                __m256 vis = lane_mask(8 * hh, a, b);
+                if (u->tree) vis = _mm256_and_ps(vis, bits_mask8(tb >> (8 * hh)));
+                x = _mm256_blendv_ps(ninf, x, vis);
                 _mm256_store_ps(ps, x);
                 vmax = _mm256_max_ps(vmax, x);
             }

@@ -182,7 +182,9 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
         for (int gi = 0; gi < ng; gi++) {
             __m512 x = _mm512_load_ps(S + r * KC + gi * 16);
             if (u->softcap > 0) x = softcap16(x, u->softcap);
-            x = _mm512_mask_blend_ps(row_mask(&g[gi], u->lo[r], u->pos[r]), ninf, x);
+            __mmask16 vis = row_mask(&g[gi], u->lo[r], u->pos[r]);
+            if (u->tree) vis &= (__mmask16)attn_tree_bits16(u, r, g[gi].base);
+            x = _mm512_mask_blend_ps(vis, ninf, x);
             _mm512_store_ps(S + r * KC + gi * 16, x);
             vmax = _mm512_max_ps(vmax, x);
         }

@@ -11,6 +11,10 @@ static void unit_ref(const attn_unit *u) {
         int64_t k0 = u->k_lo > u->lo[j] ? u->k_lo : u->lo[j];
         int64_t k1 = u->k_hi < u->pos[j] + 1 ? u->k_hi : u->pos[j] + 1;
         for (int64_t kp = k0; kp < k1; kp++) {
+            if (u->tree && kp >= u->tree_base) {
+                int64_t b = kp - u->tree_base;
+                if (!((u->anc[j][b >> 6] >> (b & 63)) & 1)) continue;
+            }
             const uint8_t *blk = kv_block(s, u->layer, u->table[kp / bs]);
             int32_t slot = (int32_t)(kp % bs);
             float dot = 0;

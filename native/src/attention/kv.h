@@ -142,11 +142,32 @@ typedef struct attn_unit {
     int64_t lo[ATTN_MAX_ROWS];      /* first key each row may see */
     int64_t k_lo, k_hi;     /* keys of this unit (k_lo <= k_hi) */
     float scale, softcap;
+    /* token tree (isthmus_attention_args.tree_parents), else tree = 0: row j sees key p >= tree_base only
+     * when bit p - tree_base of anc[j] (its ancestors and itself among the new tokens) is set */
+    int32_t tree;
+    int64_t tree_base;
+    const uint64_t *anc[ATTN_MAX_ROWS]; /* ATTN_TREE_WORDS words each */
     /* results: unnormalized O (rows x head_dim, row stride head_dim), running max m and sum l */
     float *o;
     float *m, *l;
     float *scratch;         /* ATTN_SCRATCH_FLOATS(head_dim) floats, 64-byte aligned, for the kernel */
 } attn_unit;
+
+#define ATTN_TREE_WORDS (ISTHMUS_TREE_MAX_NODES / 64)
+
+/* The tree mask of row r over the 16 keys base .. base + 15: bit lane set when the tree lets the row see
+ * key base + lane (every key before tree_base; after it, the row's ancestors and itself). */
+static inline uint32_t attn_tree_bits16(const attn_unit *u, int r, int64_t base) {
+    const int64_t off = base - u->tree_base;
+    const uint64_t *a = u->anc[r];
+    if (off <= -16) return 0xffffu;
+    if (off >= ISTHMUS_TREE_MAX_NODES) return 0;
+    if (off < 0) return (((uint32_t)1 << -off) - 1u) | ((uint32_t)(a[0] << -off) & 0xffffu);
+    const int w = (int)(off >> 6), sh = (int)(off & 63);
+    uint64_t x = a[w] >> sh;
+    if (sh > 48 && w + 1 < ATTN_TREE_WORDS) x |= a[w + 1] << (64 - sh);
+    return (uint32_t)x & 0xffffu;
+}
 
 #define ATTN_KC 64 /* keys per chunk in the SIMD kernels */
 #define ATTN_SCRATCH_FLOATS(d) ((int64_t)ATTN_MAX_ROWS * (d) + 2 * ATTN_MAX_ROWS * ATTN_KC + 2 * 16 * (int64_t)(d) + 64)

@@ -228,6 +228,17 @@ isthmus_status isthmus_kv_seq_free(void *state, int32_t seq) {
     return ISTHMUS_OK;
 }
 
+/* Replaces entry b of a block table, a block shared with a fork, by a private copy (every layer); the
+ * caller has checked that a free block exists. */
+static void copy_shared_block(kv_state *s, int32_t *t, int32_t b) {
+    int32_t *rc = kv_refcount(s);
+    int32_t old = t[b], nb = kv_freelist(s)[--s->free_count];
+    rc[nb] = 1;
+    for (int32_t l = 0; l < s->cfg.layers; l++) memcpy(kv_block(s, l, nb), kv_block(s, l, old), (size_t)s->block_bytes);
+    rc[old]--;
+    t[b] = nb;
+}
+
 isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n) {
     KV_ENTRY(state);
     isthmus_status st = isthmus__kv_check_seq(s, seq, __func__, "seq");
@@ -251,14 +262,7 @@ isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n) {
                              "are free",
                              __func__, seq, need + cow, bs, s->free_count, s->cfg.num_blocks);
     int32_t *fl = kv_freelist(s);
-    if (cow) { /* the last, partial block is shared with a fork: copy it (every layer) */
-        int32_t old = t[q->nblocks - 1], b = fl[--s->free_count];
-        rc[b] = 1;
-        for (int32_t l = 0; l < s->cfg.layers; l++)
-            memcpy(kv_block(s, l, b), kv_block(s, l, old), (size_t)s->block_bytes);
-        rc[old]--;
-        t[q->nblocks - 1] = b;
-    }
+    if (cow) copy_shared_block(s, t, q->nblocks - 1); /* the last, partial block is shared with a fork */
     for (int32_t i = 0; i < need; i++) {
         int32_t b = fl[--s->free_count];
         rc[b] = 1;
@@ -266,6 +270,77 @@ isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n) {
     }
     q->len = newlen;
     return ISTHMUS_OK;
+}
+
+/* Copies token src_slot of block sb to dst_slot of block db (K, V and int8 scales, every head) in one layer. */
+static void move_token(const kv_state *s, int32_t layer, int32_t sb, int32_t src_slot, int32_t db, int32_t dst_slot) {
+    const int32_t d = s->cfg.head_dim, bs = s->cfg.block_size, e = s->esize;
+    const uint8_t *from = kv_block(s, layer, sb);
+    uint8_t *to = kv_block(s, layer, db);
+    for (int32_t h = 0; h < s->cfg.kv_heads; h++) {
+        if (s->cfg.dtype == ISTHMUS_KV_S8) { /* K: one 32-bit word of 4 dimensions per word row */
+            for (int32_t w = 0; w < d / 4; w++)
+                memcpy(to + s->k_off + kv_k_index(s, h, 4 * w, dst_slot), from + s->k_off + kv_k_index(s, h, 4 * w, src_slot), 4);
+            ((float *)(to + s->ks_off))[(int64_t)h * bs + dst_slot] = ((const float *)(from + s->ks_off))[(int64_t)h * bs + src_slot];
+            ((float *)(to + s->vs_off))[(int64_t)h * bs + dst_slot] = ((const float *)(from + s->vs_off))[(int64_t)h * bs + src_slot];
+        } else { /* K transposed: one element per dimension */
+            for (int32_t i = 0; i < d; i++)
+                memcpy(to + s->k_off + kv_k_index(s, h, i, dst_slot) * e, from + s->k_off + kv_k_index(s, h, i, src_slot) * e,
+                       (size_t)e);
+        }
+        memmove(to + s->v_off + (((int64_t)h * bs + dst_slot) * d) * e,
+                from + s->v_off + (((int64_t)h * bs + src_slot) * d) * e, (size_t)d * e);
+    }
+}
+
+isthmus_status isthmus_kv_seq_compact(void *state, int32_t seq, int64_t start, const int32_t *keep, int64_t n_keep) {
+    KV_ENTRY(state);
+    isthmus_status st = isthmus__kv_check_seq(s, seq, __func__, "seq");
+    if (st) return st;
+    if ((st = check_table(s, seq, __func__))) return st;
+    kv_seq *q = &kv_seqs(s)[seq];
+    if (start < 0 || start > q->len)
+        return FAIL_ARG("%s: start = %lld, sequence %d holds %lld tokens (start must be 0..length)", __func__,
+                        (long long)start, seq, (long long)q->len);
+    if (n_keep < 0 || n_keep > q->len - start)
+        return FAIL_ARG("%s: n_keep = %lld, must be 0..%lld (length %lld - start %lld)", __func__, (long long)n_keep,
+                        (long long)(q->len - start), (long long)q->len, (long long)start);
+    if (n_keep > 0) CHECK_PTR(keep, "keep");
+    for (int64_t i = 0; i < n_keep; i++) {
+        if (keep[i] < 0 || keep[i] >= q->len - start)
+            return FAIL_ARG("%s: keep[%lld] = %d, must be in 0..%lld (length %lld - start %lld - 1)", __func__,
+                            (long long)i, keep[i], (long long)(q->len - start - 1), (long long)q->len,
+                            (long long)start);
+        if (i > 0 && keep[i] <= keep[i - 1])
+            return FAIL_ARG("%s: keep[%lld] = %d after keep[%lld] = %d, keep must be strictly increasing", __func__,
+                            (long long)i, keep[i], (long long)(i - 1), keep[i - 1]);
+    }
+    const int32_t bs = s->cfg.block_size;
+    int32_t *t = kv_table(s, seq);
+    int32_t *rc = kv_refcount(s);
+    /* the first moved position (keep[i] != i); positions below it stay where they are */
+    int64_t first = 0;
+    while (first < n_keep && keep[first] == first) first++;
+    if (first < n_keep) {
+        /* blocks written into (destinations start + first .. start + n_keep - 1) that a fork shares: copy
+         * them first (all or nothing) */
+        const int32_t b0 = (int32_t)((start + first) / bs), b1 = (int32_t)((start + n_keep - 1) / bs);
+        int32_t cow = 0;
+        for (int32_t b = b0; b <= b1; b++) cow += rc[t[b]] > 1;
+        if (cow > s->free_count)
+            return isthmus__fail(ISTHMUS_ERR_CAPACITY,
+                                 "%s: KV cache pool exhausted: sequence %d shares %d blocks with a fork that must be "
+                                 "copied before compacting, %d of %d blocks are free",
+                                 __func__, seq, cow, s->free_count, s->cfg.num_blocks);
+        for (int32_t b = b0; b <= b1; b++)
+            if (rc[t[b]] > 1) copy_shared_block(s, t, b);
+        for (int32_t l = 0; l < s->cfg.layers; l++)
+            for (int64_t i = first; i < n_keep; i++) {
+                const int64_t src = start + keep[i], dst = start + i;
+                move_token(s, l, t[src / bs], (int32_t)(src % bs), t[dst / bs], (int32_t)(dst % bs));
+            }
+    }
+    return isthmus_kv_seq_truncate(state, seq, start + n_keep);
 }
 
 isthmus_status isthmus_kv_seq_length(const void *state, int32_t seq, int64_t *length) {
@@ -394,7 +469,7 @@ static void write_task(void *vctx, int64_t i) {
         const float *k = a->k + r * a->ldk, *v = a->v + r * a->ldv;
         if (row) {
             memcpy(row, k, (size_t)kvh * d * 4);
-            isthmus__rope_row(row, kvh, d, pos, &a->rope, inv, cs);
+            isthmus__rope_row(row, kvh, d, a->positions ? a->positions[r] : pos, &a->rope, inv, cs);
             k = row;
         }
         for (int32_t h = 0; h < kvh; h++) {
@@ -472,6 +547,13 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
     free(seen);
     if (!st && (!isthmus__extent_ok(total, a->ldk) || !isthmus__extent_ok(total, a->ldv)))
         st = FAIL_ARG("%s: k/v extents overflow", __func__);
+    if (!st && a->positions)
+        for (int64_t r = 0; r < total; r++)
+            if (a->positions[r] < 0 || a->positions[r] > ((int64_t)1 << 40)) {
+                st = FAIL_ARG("%s: positions[%lld] = %lld, must be in 0..2^40", __func__, (long long)r,
+                              (long long)a->positions[r]);
+                break;
+            }
     if (st) {
         free(row0);
         return st;

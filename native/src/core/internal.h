@@ -52,6 +52,8 @@ typedef enum isthmus_op {
     ISTHMUS_OP_ATTENTION,
     ISTHMUS_OP_SPMM_BSR,
     ISTHMUS_OP_SPMM_24,
+    ISTHMUS_OP_RMSNORM,
+    ISTHMUS_OP_SWIGLU,
     ISTHMUS_OP_COUNT
 } isthmus_op;
 
@@ -104,4 +106,15 @@ typedef struct GEMM_S8_kernel {
     void (*tile)(const struct gemm_problem *p, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 } GEMM_S8_kernel;
 typedef GEMM_S8_kernel GEMM_S8_S32_kernel;
+
+/* Row kernels of the transformer-block ops (src/nn): one row of dim / n elements per call. */
+typedef struct RMSNORM_kernel {
+    int32_t isa;
+    /* with r != NULL: x += r (written back); then y = x * (1 / sqrt(mean(x^2) + eps)) * w; y may be x */
+    void (*row)(float *x, const float *r, const float *w, float eps, float *y, int64_t n);
+} RMSNORM_kernel;
+typedef struct SWIGLU_kernel {
+    int32_t isa;
+    void (*row)(const float *g, const float *u, float *o, int64_t n); /* o = silu(g) * u; o may be g or u */
+} SWIGLU_kernel;
 #endif
