@@ -101,7 +101,7 @@ class SpeculativeBadInputTest {
     @Test
     void aFullCacheIsTheCachesIsthmusExceptionAndSequencesAreClosed() {
         try (SpecTestModel target = SpecTestModel.withCache(64, 1, 0, 0, 4, 32);
-             SpecTestModel draft = SpecTestModel.perturbed(64, 1, 0.3, 2)) {
+             SpecTestModel draft = SpecTestModel.perturbed(64, 1, 0.1, 2)) {
             int[] prompt = new int[20];
             SpeculativeDecoder d = SpeculativeDecoder.builder(target, draft).draftLength(4).build();
             IsthmusException e = assertThrows(IsthmusException.class, () -> d.generate(List.of(prompt), 40));

@@ -19,11 +19,15 @@ class SpeculativeGreedyTest {
     static final int V = 96, NEW = 40;
 
     static List<int[]> prompts(long seed, int... lengths) {
+        return promptsOf(V, seed, lengths);
+    }
+
+    static List<int[]> promptsOf(int vocab, long seed, int... lengths) {
         SplittableRandom r = new SplittableRandom(seed);
         List<int[]> out = new ArrayList<>();
         for (int n : lengths) {
             int[] p = new int[n];
-            for (int i = 0; i < n; i++) p[i] = r.nextInt(V);
+            for (int i = 0; i < n; i++) p[i] = r.nextInt(vocab);
             out.add(p);
         }
         return out;
@@ -47,7 +51,7 @@ class SpeculativeGreedyTest {
         for (long seed = 1; seed <= 3; seed++) {
             List<int[]> prompts = prompts(seed * 11, 1, 5, 13);
             try (SpecTestModel target = SpecTestModel.of(V, seed);
-                 SpecTestModel close = SpecTestModel.perturbed(V, seed, 0.3, seed + 50);
+                 SpecTestModel close = SpecTestModel.perturbed(V, seed, 0.1, seed + 50);
                  SpecTestModel same = SpecTestModel.perturbed(V, seed, 0, 0);
                  SpecTestModel bad = SpecTestModel.of(V, seed + 100)) {
                 Generation want = AutoregressiveDecoder.of(target, SamplingParams.greedy(), 0).generate(prompts, NEW);
@@ -84,7 +88,7 @@ class SpeculativeGreedyTest {
         for (long seed = 4; seed <= 5; seed++) {
             List<int[]> prompts = prompts(seed * 13, 2, 9, 1, 6);
             try (SpecTestModel target = SpecTestModel.of(V, seed);
-                 SpecTestModel close = SpecTestModel.perturbed(V, seed, 0.3, seed + 50);
+                 SpecTestModel close = SpecTestModel.perturbed(V, seed, 0.1, seed + 50);
                  SpecTestModel same = SpecTestModel.perturbed(V, seed, 0, 0);
                  SpecTestModel bad = SpecTestModel.of(V, seed + 100)) {
                 Generation want = AutoregressiveDecoder.of(target, SamplingParams.greedy(), 0).generate(prompts, NEW);
@@ -120,7 +124,7 @@ class SpeculativeGreedyTest {
     void greedyWithARepetitionPenaltyMatchesTheTargetAlone() {
         SamplingParams p = SamplingParams.greedy().withRepetitionPenalty(1.3f);
         List<int[]> prompts = prompts(77, 3, 8);
-        try (SpecTestModel target = SpecTestModel.of(V, 7); SpecTestModel draft = SpecTestModel.perturbed(V, 7, 0.3, 8)) {
+        try (SpecTestModel target = SpecTestModel.of(V, 7); SpecTestModel draft = SpecTestModel.perturbed(V, 7, 0.1, 8)) {
             Generation want = AutoregressiveDecoder.of(target, p, 0).generate(prompts, NEW);
             Generation plain = AutoregressiveDecoder.of(target, SamplingParams.greedy(), 0).generate(prompts, NEW);
             boolean differs = false;

@@ -74,7 +74,7 @@ class SpeculativeKvRollbackTest {
                         at + ", draft");
             }
         };
-        List<int[]> prompts = SpeculativeGreedyTest.prompts(5, 1, 4, 9);
+        List<int[]> prompts = SpeculativeGreedyTest.promptsOf(V, 5, 1, 4, 9);
         Generation g = decoder.generate(prompts, 24);
         assertTrue(checks[0] > 10 && checks[1] > 10, what + ": too few checks");
         for (int[] t : g.tokens()) assertEquals(24, t.length);
@@ -84,9 +84,9 @@ class SpeculativeKvRollbackTest {
 
     @Test
     void cachesHoldExactlyTheAcceptedTokens() {
-        try (SpecTestModel target = SpecTestModel.of(V, 21); SpecTestModel draft = SpecTestModel.perturbed(V, 21, 0.3, 22);
+        try (SpecTestModel target = SpecTestModel.of(V, 21); SpecTestModel draft = SpecTestModel.perturbed(V, 21, 0.1, 22);
              SpecTestModel refTarget = SpecTestModel.of(V, 21);
-             SpecTestModel refDraft = SpecTestModel.perturbed(V, 21, 0.3, 22)) {
+             SpecTestModel refDraft = SpecTestModel.perturbed(V, 21, 0.1, 22)) {
             SamplingParams sample = SamplingParams.temperature(1f);
             run(SpeculativeDecoder.builder(target, draft).draftLength(3), target, draft, refTarget, refDraft, "chain(3)");
             run(SpeculativeDecoder.builder(target, draft).adaptiveDraftLength(1, 6, 0.2).sampling(sample).seed(3),

@@ -13,7 +13,7 @@ class SpeculativeReadmeExampleTest {
     @Test
     void packageExampleRuns() {
         try (SpecTestModel targetModel = SpecTestModel.of(64, 3);
-             SpecTestModel draftModel = SpecTestModel.perturbed(64, 3, 0.3, 4)) {
+             SpecTestModel draftModel = SpecTestModel.perturbed(64, 3, 0.1, 4)) {
             int[] prompt = {1, 2, 3, 4, 5};
             // --- example begins (package-info.java)
             LanguageModel target = targetModel, draft = draftModel;   // same vocabulary, each with its own KvCache

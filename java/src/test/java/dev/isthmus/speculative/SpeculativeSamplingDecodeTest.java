@@ -24,7 +24,7 @@ class SpeculativeSamplingDecodeTest {
 
     @Test
     void aOneHotTargetGivesItsExactTokens() {
-        List<int[]> prompts = SpeculativeGreedyTest.prompts(8, 3, 1, 7);
+        List<int[]> prompts = SpeculativeGreedyTest.promptsOf(V, 8, 3, 1, 7);
         try (SpecTestModel target = SpecTestModel.sharp(V, 9, 0, 0); SpecTestModel draft = SpecTestModel.perturbed(V, 9, 0.4, 3)) {
             Generation want = AutoregressiveDecoder.of(target, SamplingParams.greedy(), 0).generate(prompts, 30);
             SamplingParams t1 = SamplingParams.temperature(1f);
@@ -42,8 +42,8 @@ class SpeculativeSamplingDecodeTest {
 
     @Test
     void reproducibleAndIndependentOfTheBatch() {
-        List<int[]> prompts = SpeculativeGreedyTest.prompts(9, 4, 6, 2);
-        try (SpecTestModel target = SpecTestModel.of(V, 10); SpecTestModel draft = SpecTestModel.perturbed(V, 10, 0.3, 4)) {
+        List<int[]> prompts = SpeculativeGreedyTest.promptsOf(V, 9, 4, 6, 2);
+        try (SpecTestModel target = SpecTestModel.of(V, 10); SpecTestModel draft = SpecTestModel.perturbed(V, 10, 0.1, 4)) {
             SpeculativeDecoder d = SpeculativeDecoder.builder(target, draft).tree(DraftTree.branching(2, 1, 1))
                     .sampling(SamplingParams.temperature(0.9f).withTopP(0.95f)).seed(77).build();
             Generation all = d.generate(prompts, 25), again = d.generate(prompts, 25);
