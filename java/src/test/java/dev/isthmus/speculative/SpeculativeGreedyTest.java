@@ -121,6 +121,41 @@ class SpeculativeGreedyTest {
     }
 
     @Test
+    void manySeeds() {
+        for (long seed = 10; seed < 22; seed++) {
+            List<int[]> prompts = promptsOf(V, seed, 1 + (int) (seed % 5), 7, 3);
+            try (SpecTestModel target = SpecTestModel.of(V, seed);
+                 SpecTestModel draft = SpecTestModel.perturbed(V, seed, 0.05 + 0.02 * (seed % 4), seed + 7)) {
+                Generation want = AutoregressiveDecoder.of(target, SamplingParams.greedy(), 0).generate(prompts, 30);
+                assertSame(want, SpeculativeDecoder.builder(target, draft).draftLength(1 + (int) (seed % 8)).build()
+                        .generate(prompts, 30), "seed " + seed + ", chain");
+                assertSame(want, SpeculativeDecoder.builder(target, draft).adaptiveDraftLength(1, 8).build()
+                        .generate(prompts, 30), "seed " + seed + ", adaptive");
+                assertSame(want, SpeculativeDecoder.builder(target, draft).tree(DraftTree.branching(2, 2, 1)).build()
+                        .generate(prompts, 30), "seed " + seed + ", tree");
+            }
+        }
+    }
+
+    /** The adaptive rule drafts long chains for a draft that is always right and short ones for one always wrong. */
+    @Test
+    void adaptiveLengthFollowsTheAcceptanceRate() {
+        List<int[]> prompts = promptsOf(V, 3, 4, 6);
+        try (SpecTestModel target = SpecTestModel.of(V, 2); SpecTestModel same = SpecTestModel.perturbed(V, 2, 0, 0);
+             SpecTestModel bad = SpecTestModel.of(V, 200)) {
+            DecodeStats good = SpeculativeDecoder.builder(target, same).adaptiveDraftLength(1, 8, 0.05).build()
+                    .generate(prompts, 120).stats();
+            DecodeStats poor = SpeculativeDecoder.builder(target, bad).adaptiveDraftLength(1, 8, 0.05).build()
+                    .generate(prompts, 120).stats();
+            double kGood = (double) good.draftTokensProposed() / good.targetSteps();
+            double kPoor = (double) poor.draftTokensProposed() / poor.targetSteps();
+            System.out.printf("adaptive: mean draft length %.2f (identical draft), %.2f (unrelated draft)%n", kGood, kPoor);
+            assertTrue(kGood > 6, "identical draft: mean draft length " + kGood);
+            assertTrue(kPoor < 1.5, "unrelated draft: mean draft length " + kPoor);
+        }
+    }
+
+    @Test
     void greedyWithARepetitionPenaltyMatchesTheTargetAlone() {
         SamplingParams p = SamplingParams.greedy().withRepetitionPenalty(1.3f);
         List<int[]> prompts = prompts(77, 3, 8);

@@ -81,27 +81,31 @@ class SpeculativeVerifierTest {
         return s;
     }
 
-    static Verifier.Result run(DraftTree tree, Trials tr, boolean withoutReplacement, long seed, boolean targetAsLogits) {
+    static Verifier.Result run(DraftTree tree, Trials tr, boolean withoutReplacement, long seed, boolean asLogits) {
         int b = tr.tokens().length, t = tree.nodes();
-        float[] target = tr.target();
-        if (targetAsLogits) {
-            target = target.clone();
-            for (int i = 0; i < target.length; i++) target[i] = (float) Math.log(target[i]);
-        }
-        try (Tensor d = Tensor.of(tr.draft(), (long) b * t, V); Tensor g = Tensor.of(target, (long) b * (t + 1), V)) {
-            Verifier.Distribution tgt = targetAsLogits ? Verifier.Distribution.logits(g, SamplingParams.temperature(1f))
-                    : Verifier.Distribution.probs(g);
-            return Verifier.verify(tree, tr.tokens(), Verifier.Distribution.probs(d), tgt, false, seed,
+        float[] target = asLogits ? log(tr.target()) : tr.target(), draft = asLogits ? log(tr.draft()) : tr.draft();
+        try (Tensor d = Tensor.of(draft, (long) b * t, V); Tensor g = Tensor.of(target, (long) b * (t + 1), V)) {
+            SamplingParams t1 = SamplingParams.temperature(1f);
+            return Verifier.verify(tree, tr.tokens(),
+                    asLogits ? Verifier.Distribution.logits(d, t1) : Verifier.Distribution.probs(d),
+                    asLogits ? Verifier.Distribution.logits(g, t1) : Verifier.Distribution.probs(g), false, seed,
                     streams(b, 17), withoutReplacement);
         }
     }
 
+    /** Logits whose softmax at temperature 1 is the given distribution. */
+    static float[] log(float[] probs) {
+        float[] out = new float[probs.length];
+        for (int i = 0; i < out.length; i++) out[i] = (float) Math.log(probs[i]);
+        return out;
+    }
+
     /** Chi-square of the first emitted token against P, and of the second given the first against next(1, x1). */
-    static void checkDistribution(String what, DraftTree tree, boolean withoutReplacement, boolean targetAsLogits,
+    static void checkDistribution(String what, DraftTree tree, boolean withoutReplacement, boolean asLogits,
                                   long seed) {
         int b = 100_000;
         Trials tr = trials(tree, b, withoutReplacement, seed);
-        Verifier.Result res = run(tree, tr, withoutReplacement, seed * 31 + 7, targetAsLogits);
+        Verifier.Result res = run(tree, tr, withoutReplacement, seed * 31 + 7, asLogits);
         long[] first = new long[V];
         long[][] second = new long[V][V];
         long acceptedAny = 0;
@@ -137,7 +141,7 @@ class SpeculativeVerifierTest {
     @Test
     void chainEmitsTheTargetDistribution() {
         checkDistribution("chain(2)", DraftTree.chain(2), false, false, 1);
-        checkDistribution("chain(3), target as logits", DraftTree.chain(3), false, true, 2);
+        checkDistribution("chain(3), both as logits", DraftTree.chain(3), false, true, 2);
     }
 
     @Test
