@@ -31,6 +31,7 @@ typedef struct kernel_entry {
 #define OPNAME_GEMM_S8_S32 "gemm_s8_s32"
 #define OPNAME_SPMM_BSR "spmm_bsr"
 #define OPNAME_SPMM_24 "spmm_24"
+#define OPNAME_SAMPLE "sample"
 
 /* Every kernel object named in kernels.def, each a const struct of its op's kernel type. */
 #define ISTHMUS_KERNEL(OP, name, ISA) extern const OP##_kernel name;
