@@ -4,6 +4,8 @@ import dev.isthmus.bindings.Isthmus;
 import dev.isthmus.bindings.isthmus_gemm_f32_s8_args;
 import dev.isthmus.bindings.isthmus_gemm_s8_args;
 import dev.isthmus.bindings.isthmus_gemm_s8_s32_args;
+import dev.isthmus.bindings.isthmus_rmsnorm_args;
+import dev.isthmus.bindings.isthmus_swiglu_args;
 import dev.isthmus.internal.Checks;
 import dev.isthmus.internal.Outputs;
 import dev.isthmus.internal.Native;
@@ -143,6 +145,132 @@ public final class Ops {
             isthmus_gemm_s8_s32_args.ldc(s, out.stride(0));
             Native.check(Isthmus.isthmus_gemm_s8_s32(s), "matmulInt32");
         }
+    }
+
+    // ------------------------------------------------------------------ transformer blocks
+
+    /**
+     * Row-wise RMSNorm: {@code y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight}. With a
+     * {@code residual}, {@code x += residual} comes first and the sum is written back to {@code x} (the fused
+     * "add, then norm" of a pre-norm transformer: {@code x} is the residual stream, {@code y} the normalized
+     * input of the next block). The mean of squares is accumulated in f32 in an order that depends on the ISA
+     * variant (within {@code 1e-5} relative of a double reference); rows run in parallel when there are many.
+     *
+     * <pre>{@code
+     * Ops.rmsNorm(hidden, attnOut, normWeight, 1e-5f, normed);   // hidden += attnOut; normed = rmsnorm(hidden)
+     * Ops.rmsNorm(x, null, w, 1e-6f, x);                          // in place
+     * }</pre>
+     *
+     * @param x        F32 {@code [rows, dim]}, rows may be strided; read, and written when residual is given
+     * @param residual F32 {@code [rows, dim]} or null; must not overlap x or y
+     * @param weight   F32 {@code [dim]} (any contiguous shape of dim elements); must not overlap y (nor x with a
+     *                 residual)
+     * @param eps      finite and {@code > 0}, e.g. {@code 1e-5f}
+     * @param y        F32 {@code [rows, dim]}, written; may be x itself (same memory and row stride), otherwise
+     *                 must not overlap it (column slices of one buffer with the same row stride are fine)
+     * @throws IllegalArgumentException naming the argument for a wrong shape, dtype, stride, eps, read-only output
+     *                                  or overlap
+     * @throws IllegalStateException    for a closed tensor
+     */
+    public static void rmsNorm(Tensor x, Tensor residual, Tensor weight, float eps, Tensor y) {
+        Checks.matrix(x, "x", DType.F32);
+        long rows = x.dim(0), dim = x.dim(1);
+        if (residual != null) {
+            Checks.matrix(residual, "residual", DType.F32);
+            sameShape(residual, "residual", x, "x");
+            Checks.writable(x, "x");
+        }
+        Checks.vector(weight, "weight", DType.F32, dim);
+        if (!(eps > 0) || !Float.isFinite(eps))
+            throw new IllegalArgumentException("eps must be finite and > 0, got " + eps);
+        Checks.output(y, "y", DType.F32);
+        sameShape(y, "y", x, "x");
+        long ldx = ld(x), ldy = ld(y), ldr = residual == null ? dim : ld(residual);
+        boolean inPlace = y.segment().address() == x.segment().address() && ldy == ldx;
+        if (!inPlace) Checks.noRowOverlap(y, "y", ldy, dim, x, "x", ldx, dim);
+        Checks.noOverlap(y, "y", weight, "weight");
+        if (residual != null) {
+            Checks.noRowOverlap(residual, "residual", ldr, dim, x, "x", ldx, dim);
+            Checks.noRowOverlap(y, "y", ldy, dim, residual, "residual", ldr, dim);
+            Checks.noOverlap(x, "x", weight, "weight");
+        }
+        Native.ensureLoaded();
+        try (Tensor.Lease lx = x.lease(); Tensor.Lease lr = lease(residual); Tensor.Lease lw = weight.lease();
+             Tensor.Lease ly = y.lease(); Arena call = Arena.ofConfined()) {
+            MemorySegment a = isthmus_rmsnorm_args.allocate(call);
+            isthmus_rmsnorm_args.rows(a, rows);
+            isthmus_rmsnorm_args.dim(a, dim);
+            isthmus_rmsnorm_args.x(a, x.segment());
+            isthmus_rmsnorm_args.ldx(a, ldx);
+            isthmus_rmsnorm_args.residual(a, residual == null ? MemorySegment.NULL : residual.segment());
+            isthmus_rmsnorm_args.ldr(a, ldr);
+            isthmus_rmsnorm_args.weight(a, weight.segment());
+            isthmus_rmsnorm_args.eps(a, eps);
+            isthmus_rmsnorm_args.y(a, y.segment());
+            isthmus_rmsnorm_args.ldy(a, ldy);
+            Native.check(Isthmus.isthmus_rmsnorm(a), "rmsNorm");
+        }
+    }
+
+    /**
+     * SwiGLU: {@code out[r, i] = silu(gate[r, i]) * up[r, i]}, {@code silu(g) = g / (1 + exp(-g))}, the gated
+     * activation of Llama-style MLPs. {@code gate} and {@code up} may be the two column halves of one fused
+     * {@code [rows, 2n]} projection (views with the same row stride); {@code out} may be either of them (in
+     * place). Rows run in parallel when there are many.
+     *
+     * <pre>{@code
+     * // h = x . [W_gate; W_up]^T is [rows, 2n]: its column halves are gate and up
+     * long[] shape = {rows, n}, strides = {2 * n, 1};
+     * Tensor gate = Tensor.wrap(h.segment(), DType.F32, shape, strides);
+     * Tensor up = Tensor.wrap(h.segment().asSlice(n * 4), DType.F32, shape, strides);
+     * Ops.swiglu(gate, up, gate);                                 // the activation, in the gate half
+     * }</pre>
+     *
+     * @param gate F32 {@code [rows, n]}, rows may be strided
+     * @param up   F32 {@code [rows, n]}, rows may be strided
+     * @param out  F32 {@code [rows, n]}, written; may be gate or up itself (same memory and row stride),
+     *             otherwise must not overlap them
+     * @throws IllegalArgumentException naming the argument for a wrong shape, dtype, stride, read-only output or
+     *                                  overlap
+     * @throws IllegalStateException    for a closed tensor
+     */
+    public static void swiglu(Tensor gate, Tensor up, Tensor out) {
+        Checks.matrix(gate, "gate", DType.F32);
+        Checks.matrix(up, "up", DType.F32);
+        sameShape(up, "up", gate, "gate");
+        Checks.output(out, "out", DType.F32);
+        sameShape(out, "out", gate, "gate");
+        long rows = gate.dim(0), n = gate.dim(1), ldg = ld(gate), ldu = ld(up), ldo = ld(out);
+        if (!(out.segment().address() == gate.segment().address() && ldo == ldg))
+            Checks.noRowOverlap(out, "out", ldo, n, gate, "gate", ldg, n);
+        if (!(out.segment().address() == up.segment().address() && ldo == ldu))
+            Checks.noRowOverlap(out, "out", ldo, n, up, "up", ldu, n);
+        Native.ensureLoaded();
+        try (Tensor.Lease lg = gate.lease(); Tensor.Lease lu = up.lease(); Tensor.Lease lo = out.lease();
+             Arena call = Arena.ofConfined()) {
+            MemorySegment a = isthmus_swiglu_args.allocate(call);
+            isthmus_swiglu_args.rows(a, rows);
+            isthmus_swiglu_args.n(a, n);
+            isthmus_swiglu_args.gate(a, gate.segment());
+            isthmus_swiglu_args.ldg(a, ldg);
+            isthmus_swiglu_args.up(a, up.segment());
+            isthmus_swiglu_args.ldu(a, ldu);
+            isthmus_swiglu_args.out(a, out.segment());
+            isthmus_swiglu_args.ldo(a, ldo);
+            Native.check(Isthmus.isthmus_swiglu(a), "swiglu");
+        }
+    }
+
+    /** Row stride of a checked matrix as the kernels take it: at least the column count (a single row's stride
+     *  may be anything). */
+    private static long ld(Tensor t) {
+        return Math.max(t.stride(0), t.dim(1));
+    }
+
+    private static void sameShape(Tensor t, String name, Tensor ref, String refName) {
+        if (t.dim(0) != ref.dim(0) || t.dim(1) != ref.dim(1))
+            throw new IllegalArgumentException(name + " must have the shape of " + refName + " " + Checks.shape(ref)
+                    + " but is " + Checks.shape(t));
     }
 
     private static Tensor.Lease lease(Tensor t) {

@@ -75,7 +75,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * <p><b>Threads.</b> {@link #write}, {@link #read}, {@link #attention}, {@link #stats} and the
  * queries of {@link Sequence} run concurrently with each other (writes to distinct sequences); the
  * sequence operations ({@link #newSequence}, {@link #fork}, {@link #extend}, {@link Sequence#truncate},
- * {@link Sequence#close}) change the bookkeeping and wait until those calls return (a read-write lock).
+ * {@link Sequence#compact}, {@link Sequence#close}) change the bookkeeping and wait until those calls return
+ * (a read-write lock).
  * {@link #close()} fails with {@link IllegalStateException} while another thread is inside a call,
  * and every call after it fails the same way.
  *
@@ -269,6 +270,33 @@ public final class KvCache implements AutoCloseable {
         }
     }
 
+    void compact(Sequence s, long start, int[] keep) {
+        Lock l = enter(lock.writeLock());
+        try (Arena call = Arena.ofConfined()) {
+            checkLive(s, "sequence");
+            Checks.notNull(keep, "keep");
+            long now = length(s.id(), call);
+            if (start < 0 || start > now)
+                throw new IllegalArgumentException("start " + start + " is outside [0, " + now + "], the positions of "
+                        + s);
+            if (keep.length > now - start)
+                throw new IllegalArgumentException("keep has " + keep.length + " entries but " + s + " holds only "
+                        + (now - start) + " positions from start " + start);
+            for (int i = 0; i < keep.length; i++) {
+                if (keep[i] < 0 || keep[i] >= now - start)
+                    throw new IllegalArgumentException("keep[" + i + "] = " + keep[i] + " is outside [0, " + (now - start)
+                            + "), the positions of " + s + " from start " + start + " (length " + now + ")");
+                if (i > 0 && keep[i] <= keep[i - 1])
+                    throw new IllegalArgumentException("keep[" + i + "] = " + keep[i] + " follows keep[" + (i - 1) + "] = "
+                            + keep[i - 1] + ": keep must be strictly increasing");
+            }
+            MemorySegment k = keep.length == 0 ? MemorySegment.NULL : call.allocateFrom(ValueLayout.JAVA_INT, keep);
+            Native.check(Isthmus.isthmus_kv_seq_compact(state, s.id(), start, k, keep.length), "Sequence.compact");
+        } finally {
+            l.unlock();
+        }
+    }
+
     void free(Sequence s) {
         if (s.freed || closed) return;
         lock.writeLock().lock();
@@ -355,6 +383,22 @@ public final class KvCache implements AutoCloseable {
      *                                  sequence's own)
      */
     public void write(int layer, Batch batch, Tensor k, Tensor v, Rope rope) {
+        write(layer, batch, k, v, rope, null);
+    }
+
+    /**
+     * As {@link #write(int, Batch, Tensor, Tensor, Rope)}, rotating K row {@code r} at {@code positions[r]}
+     * instead of at its slot in the sequence. A token tree (speculative decoding) stores node {@code j} at slot
+     * {@code prefix + j} but rotates it at {@code prefix + depth(j)}, so that {@link Sequence#compact} leaves an
+     * accepted path with the rotation it would have had as plain tokens.
+     *
+     * @param positions one RoPE position per row of the batch ({@code batch.tokens()} entries, each in
+     *                  {@code [0, 2^40]}), or null for the slots (the 5-argument form); ignored with
+     *                  {@link Rope#NONE} apart from these checks
+     * @throws IllegalArgumentException for a positions array of the wrong length or with an entry out of range,
+     *                                  naming the index, besides the cases of the 5-argument form
+     */
+    public void write(int layer, Batch batch, Tensor k, Tensor v, Rope rope, long[] positions) {
         Lock l = enter(lock.readLock());
         try (Arena call = Arena.ofConfined()) {
             checkLayer(layer);
@@ -364,6 +408,15 @@ public final class KvCache implements AutoCloseable {
             long ldv = Checks.headRows(v, "v", t, config.kvHeads(), config.headDim());
             Checks.notNull(rope, "rope");
             rope.check(config.headDim(), "the cache");
+            if (positions != null) {
+                if (positions.length != t)
+                    throw new IllegalArgumentException("positions has " + positions.length + " entries but batch " + batch
+                            + " has " + t + " tokens (one RoPE position per row)");
+                for (int r = 0; r < positions.length; r++)
+                    if (positions[r] < 0 || positions[r] > (1L << 40))
+                        throw new IllegalArgumentException("positions[" + r + "] = " + positions[r]
+                                + " is outside [0, 2^40]");
+            }
             try (Tensor.Lease lk = k.lease(); Tensor.Lease lv = v.lease()) {
                 MemorySegment a = isthmus_kv_write_args.allocate(call);
                 isthmus_kv_write_args.kv(a, state);
@@ -376,6 +429,8 @@ public final class KvCache implements AutoCloseable {
                 isthmus_kv_write_args.v(a, v.segment());
                 isthmus_kv_write_args.ldv(a, ldv);
                 rope.toNative(isthmus_kv_write_args.rope(a));
+                isthmus_kv_write_args.positions(a, positions == null ? MemorySegment.NULL
+                        : call.allocateFrom(ValueLayout.JAVA_LONG, positions));
                 int status = Isthmus.isthmus_kv_write(a);
                 if (status != Isthmus.ISTHMUS_OK()) {
                     String msg = Isthmus.isthmus_last_error().getString(0);
@@ -451,6 +506,28 @@ public final class KvCache implements AutoCloseable {
      * @param params query heads, scale, softcap, window, optional log-sum-exp output
      */
     public void attention(int layer, Batch batch, Tensor q, Tensor out, AttentionParams params) {
+        attention(layer, batch, q, out, params, null);
+    }
+
+    /** Most tokens one sequence may bring with a tree mask (ISTHMUS_TREE_MAX_NODES). */
+    public static final int TREE_MAX_NODES = 256;
+
+    /**
+     * As {@link #attention(int, Batch, Tensor, Tensor, AttentionParams)}, with a token-tree mask (speculative
+     * decoding): for the {@code u}-th new token of a batch entry ({@code u = 0..qLen-1}, row {@code r} of the
+     * batch), {@code treeParents[r]} is the index {@code u'} of its parent among the same entry's new tokens
+     * ({@code -1 <= u' < u}; {@code -1}: attached to the cached prefix). The token then sees every key before
+     * the entry's new tokens, the keys of its ancestors and its own key. A chain ({@code u' = u - 1}) is the
+     * causal mask, with bit-identical results.
+     *
+     * @param treeParents {@code batch.tokens()} parents in row order, or null for the causal mask (the
+     *                    5-argument form)
+     * @throws IllegalArgumentException for a treeParents array of the wrong length, a parent outside
+     *                                  {@code [-1, u-1]} (naming the index, the entry and its sequence), an entry
+     *                                  with more than {@link #TREE_MAX_NODES} tokens, or a window with a tree;
+     *                                  besides the cases of the 5-argument form
+     */
+    public void attention(int layer, Batch batch, Tensor q, Tensor out, AttentionParams params, int[] treeParents) {
         Lock l = enter(lock.readLock());
         try (Arena call = Arena.ofConfined()) {
             checkLayer(layer);
@@ -461,6 +538,7 @@ public final class KvCache implements AutoCloseable {
                         + " kvHeads = " + config.kvHeads());
             int[] ids = checkBatchIds(batch, false, call);
             long t = batch.tokens();
+            if (treeParents != null) checkTree(batch, treeParents, params);
             long cols = (long) qHeads * config.headDim();
             long ldq = Checks.headRows(q, "q", t, qHeads, config.headDim());
             long ldo = Checks.headRows(out, "out", t, qHeads, config.headDim());
@@ -494,6 +572,8 @@ public final class KvCache implements AutoCloseable {
                 isthmus_attention_args.scale(a, params.scale());
                 isthmus_attention_args.softcap(a, params.softcap());
                 isthmus_attention_args.window(a, params.window());
+                isthmus_attention_args.tree_parents(a, treeParents == null ? MemorySegment.NULL
+                        : call.allocateFrom(ValueLayout.JAVA_INT, treeParents));
                 Native.check(Isthmus.isthmus_attention(a), "KvCache.attention");
             }
         } finally {
@@ -580,6 +660,27 @@ public final class KvCache implements AutoCloseable {
                         + len[i] + " of " + s + " (extend it first)");
         }
         return len;
+    }
+
+    private static void checkTree(Batch batch, int[] parents, AttentionParams params) {
+        if (parents.length != batch.tokens())
+            throw new IllegalArgumentException("treeParents has " + parents.length + " entries but batch " + batch + " has "
+                    + batch.tokens() + " tokens (one parent per row)");
+        if (params.window() != 0)
+            throw new IllegalArgumentException("params.window = " + params.window() + " with treeParents: a token tree "
+                    + "needs no window (0)");
+        int row = 0;
+        for (int i = 0; i < batch.size(); i++) {
+            int qLen = batch.qLen(i);
+            if (qLen > TREE_MAX_NODES)
+                throw new IllegalArgumentException("batch entry " + i + " (" + batch.sequence(i) + ") has qLen " + qLen
+                        + " > " + TREE_MAX_NODES + ", the most tokens a tree mask takes per sequence");
+            for (int u = 0; u < qLen; u++, row++)
+                if (parents[row] < -1 || parents[row] >= u)
+                    throw new IllegalArgumentException("treeParents[" + row + "] = " + parents[row] + " (token " + u
+                            + " of batch entry " + i + ", " + batch.sequence(i) + ") must be in [-1, " + (u - 1)
+                            + "]: a parent comes before its child");
+        }
     }
 
     private int[] checkBatchIds(Batch batch, boolean distinct, Arena call) {

@@ -60,6 +60,30 @@ public final class Sequence implements AutoCloseable {
         cache.truncate(this, length);
     }
 
+    /**
+     * Keeps {@code keep.length} of the positions from {@code start} on and drops the rest, in every layer:
+     * position {@code start + keep[i]} moves to {@code start + i}, then the sequence is truncated to
+     * {@code start + keep.length}. This is how the accepted path of a verified token tree is kept: the nodes
+     * were written in tree order after {@code start} (with {@link KvCache#write(int, Batch, dev.isthmus.Tensor,
+     * dev.isthmus.Tensor, Rope, long[]) RoPE positions} at their depths), and keeping the root and the path
+     * leaves them where plain decoding would have put them. Blocks written into that are shared with a fork are
+     * copied first, so a fork never sees the change. An empty {@code keep} is a truncation to {@code start}.
+     *
+     * <pre>{@code
+     * // root at prefix, then 6 tree nodes at prefix + 1 .. prefix + 6; nodes 1 and 4 (slots 2 and 5) accepted
+     * seq.compact(prefix, new int[] {0, 2, 5});   // root, node 1, node 4 -> prefix, prefix + 1, prefix + 2
+     * }</pre>
+     *
+     * @param start first position that may move ({@code 0..length()})
+     * @param keep  offsets from {@code start}, strictly increasing, each in {@code [0, length() - start)}
+     * @throws IllegalArgumentException naming the offending index for a bad start or keep
+     * @throws dev.isthmus.IsthmusException with status {@link dev.isthmus.IsthmusException#CAPACITY} when the
+     *         blocks shared with a fork cannot be copied (too few free blocks); the cache is then unchanged
+     */
+    public void compact(long start, int[] keep) {
+        cache.compact(this, start, keep);
+    }
+
     /** A new sequence holding this one's tokens: blocks are shared, and a shared partial block is copied on extend. */
     public Sequence fork() {
         return cache.fork(this);
