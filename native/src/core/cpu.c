@@ -33,6 +33,7 @@ typedef struct kernel_entry {
 #define OPNAME_SPMM_24 "spmm_24"
 #define OPNAME_RMSNORM "rmsnorm"
 #define OPNAME_SWIGLU "swiglu"
+#define OPNAME_SAMPLE "sample"
 
 /* Every kernel object named in kernels.def, each a const struct of its op's kernel type. */
 #define ISTHMUS_KERNEL(OP, name, ISA) extern const OP##_kernel name;

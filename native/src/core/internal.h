@@ -54,6 +54,7 @@ typedef enum isthmus_op {
     ISTHMUS_OP_SPMM_24,
     ISTHMUS_OP_RMSNORM,
     ISTHMUS_OP_SWIGLU,
+    ISTHMUS_OP_SAMPLE,
     ISTHMUS_OP_COUNT
 } isthmus_op;
 
@@ -117,4 +118,27 @@ typedef struct SWIGLU_kernel {
     int32_t isa;
     void (*row)(const float *g, const float *u, float *o, int64_t n); /* o = silu(g) * u; o may be g or u */
 } SWIGLU_kernel;
+/* Sampling primitives over one row (speculative/spec.h says what each computes). Every variant gives
+ * bit-identical results: the same elementwise operations (one exp polynomial, fmaf = vector FMA) and
+ * every sum formed in the same order (16 interleaved lanes per chunk of SPEC_CHUNK, then a fixed tree). */
+typedef struct SAMPLE_kernel {
+    /* max of x[0, n) (order-independent); *flags |= 1 if any x is NaN or +inf, |= 2 if any x < 0 */
+    float (*max)(const float *x, int64_t n, int *flags);
+    /* first i with x[i] >= t, or n */
+    int64_t (*find_ge)(const float *x, int64_t n, float t);
+    /* the indices i with x[i] >= t in increasing order, the first cap stored; returns how many */
+    int64_t (*collect_ge)(const float *x, int64_t n, float t, int32_t *idx, int64_t cap);
+    /* e = exp((x - m) * inv_t) (spec_exp), kept where x >= xmin and e >= emin, else 0; out (or NULL)
+     * gets e, sums[c] the chunk sums */
+    void (*softmax_chunks)(const float *x, int64_t n, float m, float inv_t, float xmin, float emin,
+                           float *out, float *sums);
+    /* v kept where v >= vmin, else 0, into out (or NULL), chunk sums into sums; returns 1 if any v is
+     * negative, NaN or +inf (sums are then meaningless) */
+    int (*sum_chunks)(const float *v, int64_t n, float vmin, float *out, float *sums);
+    /* out = max(0, p * a - q * b) (out may be p or q), chunk sums into sums */
+    void (*residual_chunks)(const float *p, float a, const float *q, float b, int64_t n, float *out,
+                            float *sums);
+    /* x *= s */
+    void (*scale)(float *x, int64_t n, float s);
+} SAMPLE_kernel;
 #endif

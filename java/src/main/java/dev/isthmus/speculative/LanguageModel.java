@@ -13,6 +13,22 @@ import dev.isthmus.attention.KvCache;
  * <p>Implementations must be deterministic: the same tokens against the same cache contents give the
  * same logits, whatever else is in the batch. Greedy speculative decoding is then token-for-token equal
  * to greedy decoding with the target alone.
+ *
+ * <pre>{@code
+ * final class MyModel implements LanguageModel {
+ *     private final KvCache cache = KvCache.create(config);          // one per model
+ *     public int vocabSize() { return vocab; }
+ *     public KvCache cache() { return cache; }
+ *     public void forward(Batch batch, int[] tokens, long[] positions, int[] treeParents, int[] logitRows,
+ *                         Tensor logits) {
+ *         // embed tokens; for each layer: Q, K, V projections, then
+ *         //   cache.write(layer, batch, k, v, rope, positions);        // K rotated at its position
+ *         //   Rope.apply(q, qHeads, positions, rope);
+ *         //   cache.attention(layer, batch, q, q, params, treeParents); // the tree mask when given
+ *         // final norm; logits of the rows in logitRows (all rows when null) into `logits`
+ *     }
+ * }
+ * }</pre>
  */
 public interface LanguageModel {
 
