@@ -9,8 +9,10 @@
 #   bench/run.sh --suite sparse [--quick]: sparse matmul (CSR, BSR, 2:4; f32 and int8) against dense
 # OpenBLAS sgemm/sgemv and the project's dense INT8 GEMM, written to
 # bench/results/<date>-<cpu>-sparse.{md,json}; --cases f32-csr-90-m1,... picks cases.
+#   bench/run.sh --demo [options]: the speculative decoding demo instead (bench/demo.sh; --demo --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--demo" ]; then shift; exec bench/demo.sh "$@"; fi
 jdk=""
 for d in "${JAVA_HOME:-}" /usr/lib/jvm/*25*; do
   if [ -n "$d" ] && [ -x "$d/bin/java" ] && "$d/bin/java" -version 2>&1 | grep -q 'version "25'; then jdk=$d; break; fi
