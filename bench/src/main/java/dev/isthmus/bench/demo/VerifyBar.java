@@ -78,9 +78,23 @@ final class VerifyBar {
 
             double[] forward = new double[reps];
             for (int r = 0; r < reps + 1; r++) {      // first one is warm-up
+                if (r == 1) target.times().reset();
                 long a = System.nanoTime();
                 forwardStep(target, step, seqs, stepTokens[0], targetLogits);
                 if (r > 0) forward[r - 1] = (System.nanoTime() - a) / 1e6;
+            }
+
+            // a draft that agrees: the target's own rows b*5 + j (every token accepted, the walk goes to the leaf)
+            try (Tensor agreeing = Tensor.allocate(DType.F32, BATCH * K, v)) {
+                for (int b = 0; b < BATCH; b++)
+                    for (int j = 0; j < K; j++)
+                        java.lang.foreign.MemorySegment.copy(targetLogits.segment(), (long) (b * (K + 1) + j) * v * 4,
+                                agreeing.segment(), (long) (b * K + j) * v * 4, (long) v * 4);
+                double[] s2 = new double[reps], v2 = new double[reps];
+                int[] acc2 = new int[K + 1];
+                timeSampling(agreeing, draftProbs, targetLogits, o.seed() + 99, reps, s2, v2, acc2, v);
+                agreeingResult = new double[][] {s2, v2};
+                agreeingAccepted = acc2;
             }
 
             SamplingParams sampling = SamplingParams.temperature(0.8f), greedy = SamplingParams.greedy();
@@ -127,12 +141,46 @@ final class VerifyBar {
             row("sampling T=0.8: 4 x sample [8, V] with probabilities", sampleS, f);
             row("sampling T=0.8: verify [40, V] logits vs [32, V] probs", verifyS, f);
             row("sampling T=0.8: total", sum(sampleS, verifyS), f);
+            row("sampling T=0.8, agreeing draft: 4 x sample [8, V]", agreeingResult[0], f);
+            row("sampling T=0.8, agreeing draft: verify", agreeingResult[1], f);
+            row("sampling T=0.8, agreeing draft: total", sum(agreeingResult[0], agreeingResult[1]), f);
             row("greedy: 4 x sample [8, V] (argmax)", sampleG, f);
             row("greedy: verify [40, V] logits", verifyG, f);
             row("greedy: total", sum(sampleG, verifyG), f);
-            System.out.println("accepted draft tokens per sequence (sampling, draft = another step's logits): "
-                    + Arrays.toString(accepted));
+            System.out.println("accepted draft tokens per sequence, histogram 0..4 over repetitions x 8 sequences: draft = "
+                    + "another step's logits " + Arrays.toString(accepted) + ", agreeing draft " + Arrays.toString(agreeingAccepted));
             for (Sequence s : seqs) s.close();
+        }
+    }
+
+    private static double[][] agreeingResult;
+    private static int[] agreeingAccepted;
+
+    /** Draft sampling (4 x [8, V] with probabilities) then sampling verification, reps + 1 times (first: warm-up). */
+    private static void timeSampling(Tensor draftLogits, Tensor draftProbs, Tensor targetLogits, long seed0, int reps,
+                                     double[] sample, double[] verify, int[] accepted, int v) {
+        SamplingParams sampling = SamplingParams.temperature(0.8f);
+        DraftTree chain = DraftTree.chain(K);
+        long[] streams = new long[BATCH];
+        for (int b = 0; b < BATCH; b++) streams[b] = b;
+        for (int r = 0; r < reps + 1; r++) {
+            long seed = seed0 * 7919 + r;
+            int[][] draftTokens = new int[BATCH][K];
+            long a = System.nanoTime();
+            for (int j = 0; j < K; j++) {
+                int[] tok = Sampler.sample(view(draftLogits, j, v), new SamplingParams[] {sampling}, seed, streams(j), null,
+                        view(draftProbs, j, v));
+                for (int b = 0; b < BATCH; b++) draftTokens[b][j] = tok[b];
+            }
+            long b1 = System.nanoTime();
+            Verifier.Result res = Verifier.verify(chain, draftTokens, draftProbs, targetLogits, sampling, false, seed, streams,
+                    false);
+            long c1 = System.nanoTime();
+            if (r > 0) {
+                sample[r - 1] = (b1 - a) / 1e6;
+                verify[r - 1] = (c1 - b1) / 1e6;
+                for (int x : res.accepted()) accepted[x]++;
+            }
         }
     }
 
