@@ -232,8 +232,11 @@ public final class Demo {
         out.accept("");
         out.accept(String.format(Locale.ROOT, "== %s", name));
         out.accept(String.format(Locale.ROOT, "target only : %8.1f tokens/s (%s)", mt.medianTps(), mt.spread()));
-        out.accept(String.format(Locale.ROOT, "speculative : %8.1f tokens/s (%s)  speedup %.2fx", ms.medianTps(), ms.spread(),
-                res.speedup()));
+        double[] pairs = new double[o.runs()];
+        for (int r = 0; r < pairs.length; r++) pairs[r] = ms.tokensPerSecond()[r] / mt.tokensPerSecond()[r];
+        Arrays.sort(pairs);
+        out.accept(String.format(Locale.ROOT, "speculative : %8.1f tokens/s (%s)  speedup %.2fx (ratio of medians; "
+                + "paired runs %.2f-%.2fx)", ms.medianTps(), ms.spread(), res.speedup(), pairs[0], pairs[pairs.length - 1]));
         out.accept(String.format(Locale.ROOT, "acceptance %.1f%% (%d of %d draft tokens), %.2f tokens per target step, "
                         + "%d target steps, %d draft steps", 100 * s.acceptanceRate(), s.draftTokensAccepted(),
                 s.draftTokensProposed(), s.tokensPerTargetStep(), s.targetSteps(), s.draftSteps()));
