@@ -54,10 +54,12 @@ import java.util.List;
  * <p><b>Draft length.</b> Fixed ({@link Builder#draftLength}), a fixed {@link Builder#tree}, or adaptive
  * ({@link Builder#adaptiveDraftLength(int, int)}): a chain whose length {@code k} is chosen before each
  * step to maximize the expected tokens per unit of cost {@code (1 - a^(k+1)) / ((1 - a) (c_t + k c_d))},
- * with {@code a} an exponential moving average (decay 0.9 per step, prior 0.7) of the per-token acceptance
- * rate (accepted tokens over accepted tokens plus first rejections), {@code c_t} and {@code c_d} moving
- * averages of the measured time of one target pass and one draft pass (or a fixed ratio
- * {@code c_d / c_t}), clamped to {@code [min, max]}. A step never drafts more tokens than the longest
+ * with {@code a} an exponential moving average (decay 0.9 per step, prior 0.7 worth two tokens) of the
+ * per-token acceptance rate (accepted tokens over accepted tokens plus first rejections, averaged over the
+ * batch), clamped to {@code [0, 0.99]}, and {@code c_t}, {@code c_d} moving averages (decay 0.9) of the
+ * measured time of one target pass and one draft pass (the ratio {@code c_d / c_t} is taken as 0.1 until
+ * both are measured, or fixed by {@link Builder#adaptiveDraftLength(int, int, double)}); the best
+ * {@code k} in {@code [min, max]} wins, the shortest on ties. A step never drafts more tokens than the longest
  * remaining budget needs ({@code maxNewTokens - generated - 1}, at least 1).
  *
  * <p><b>Randomness.</b> Every draw comes from a Philox stream named by (sequence index, step, use):
