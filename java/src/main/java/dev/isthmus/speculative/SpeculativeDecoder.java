@@ -166,9 +166,16 @@ public final class SpeculativeDecoder {
             return this;
         }
 
-        /** Proposes this tree every step (a chain tree is the same as {@link #draftLength}). */
+        /**
+         * Proposes this tree every step (a chain tree is the same as {@link #draftLength}). A tree that is not
+         * a chain may have at most {@code DraftTree.MAX_NODES - 1} nodes: the target's tree-masked pass reads
+         * the root and every node, at most {@code MAX_NODES} rows per sequence.
+         */
         public Builder tree(DraftTree tree) {
             if (tree == null) throw new IllegalArgumentException("tree is null");
+            if (!tree.isChain() && tree.nodes() + 1 > DraftTree.MAX_NODES)
+                throw new IllegalArgumentException("tree has " + tree.nodes() + " nodes: with the root, the target's "
+                        + "tree-masked pass would read " + (tree.nodes() + 1) + " rows, more than " + DraftTree.MAX_NODES);
             this.tree = tree;
             minK = maxK = tree.nodes();
             costRatio = Double.NaN;
