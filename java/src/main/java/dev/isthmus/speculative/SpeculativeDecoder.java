@@ -256,6 +256,9 @@ public final class SpeculativeDecoder {
         // adaptive draft length
         double accSuccess = 1.4, accTrials = 2.0;   // prior a = 0.7, weight of 2 trials
         double costTarget = Double.NaN, costDraft = Double.NaN;
+        /** Slots: draft logits, sampled probabilities, draft rows, target logits, sampler inputs, target probs. */
+        static final int LOGITS = 0, PROBS = 1, DRAFT = 2, TARGET = 3, SCRATCH = 4, TARGET_PROBS = 5;
+        final Decoding.Buffers buffers = new Decoding.Buffers(6);
 
         Run(List<int[]> prompts, int maxNew, int vocab) {
             this.prompts = prompts;
@@ -274,9 +277,8 @@ public final class SpeculativeDecoder {
                     s.draft = draft.cache().newSequence();
                 }
                 if (maxNew > 0) {
-                    targetNanos += Decoding.prefill(target, states, false);
-                    long d = Decoding.prefill(draft, states, true);
-                    draftNanos += d;
+                    targetNanos += Decoding.prefill(target, states, false, buffers, LOGITS);
+                    draftNanos += Decoding.prefill(draft, states, true, buffers, LOGITS);
                 }
                 for (int step = 0; ; step++) {
                     List<State> running = new ArrayList<>();
@@ -293,7 +295,11 @@ public final class SpeculativeDecoder {
                 failure = e;
                 throw e;
             } finally {
-                Decoding.closeAll(states, failure);
+                try {
+                    Decoding.closeAll(states, failure);
+                } finally {
+                    buffers.close();
+                }
             }
             List<int[]> out = new ArrayList<>();
             for (State s : states) out.add(s.newTokens());
@@ -331,9 +337,8 @@ public final class SpeculativeDecoder {
             int[][] tokens = new int[b][n];
             int[] rootPos = new int[b];
             for (int i = 0; i < b; i++) rootPos[i] = running.get(i).size - 1;
-            Tensor draftProbs = greedy ? null : Tensor.allocate(DType.F32, (long) b * n, vocab);
-            Tensor targetLogits = null;
-            try {
+            Tensor draftProbs = greedy ? null : buffers.matrix(DRAFT, (long) b * n, vocab);
+            {
                 // ---------------------------------------------------------------- draft, level by level
                 long d0 = System.nanoTime();
                 int draftPasses = 0;
@@ -354,13 +359,12 @@ public final class SpeculativeDecoder {
                     Batch batch = bb.build();
                     draft.cache().extend(batch);
                     long[] pos = batch.positions();
-                    try (Tensor logits = Tensor.allocate(DType.F32, b, vocab)) {
-                        draft.forward(batch, Decoding.concat(parts, rows), pos, null, logitRows, logits);
-                        draftPasses++;
-                        int[] parentNodes = new int[b];
-                        Arrays.fill(parentNodes, -1);
-                        drawChildren(running, t, step, tokens, ancestors, logits, parentNodes, 1, draftProbs);
-                    }
+                    Tensor logits = buffers.matrix(LOGITS, b, vocab);
+                    draft.forward(batch, Decoding.concat(parts, rows), pos, null, logitRows, logits);
+                    draftPasses++;
+                    int[] parentNodes = new int[b];
+                    Arrays.fill(parentNodes, -1);
+                    drawChildren(running, t, step, tokens, ancestors, logits, parentNodes, 1, draftProbs);
                     for (State s : running) s.draftPending = new int[0];
                 }
                 // levels 1 .. depth-1: internal nodes of that level give their children's distribution
@@ -412,12 +416,10 @@ public final class SpeculativeDecoder {
                             }
                         }
                     }
-                    try (Tensor logits = Tensor.allocate(DType.F32, logitRows.length, vocab)) {
-                        draft.forward(batch, toks, pos, treeParents, logitRows, logits);
-                        draftPasses++;
-                        drawChildren(running, t, step, tokens, ancestors, logits, parentNodes, internal.size(),
-                                draftProbs);
-                    }
+                    Tensor logits = buffers.matrix(LOGITS, logitRows.length, vocab);
+                    draft.forward(batch, toks, pos, treeParents, logitRows, logits);
+                    draftPasses++;
+                    drawChildren(running, t, step, tokens, ancestors, logits, parentNodes, internal.size(), draftProbs);
                     fed.addAll(feed);
                 }
                 draftNanos += System.nanoTime() - d0;
@@ -443,7 +445,7 @@ public final class SpeculativeDecoder {
                         if (treeParents != null) treeParents[o + 1 + j] = t.parent(j) + 1;
                     }
                 }
-                targetLogits = Tensor.allocate(DType.F32, (long) b * (n + 1), vocab);
+                Tensor targetLogits = buffers.matrix(TARGET, (long) b * (n + 1), vocab);
                 long t0 = System.nanoTime();
                 target.forward(batch, toks, pos, treeParents, null, targetLogits);
                 long targetTime = System.nanoTime() - t0;
@@ -456,7 +458,8 @@ public final class SpeculativeDecoder {
                 for (int i = 0; i < b; i++) streams[i] = Decoding.stream(running.get(i).index, step, 0);
                 Verifier.Result res;
                 if (sampling.hasRepetitionPenalty()) {
-                    try (Tensor probs = Tensor.allocate(DType.F32, (long) b * (n + 1), vocab)) {
+                    {
+                        Tensor probs = buffers.matrix(TARGET_PROBS, (long) b * (n + 1), vocab);
                         int[][] history = new int[b * (n + 1)][];
                         long[] dummy = new long[b * (n + 1)];
                         for (int i = 0; i < b; i++) {
@@ -518,9 +521,6 @@ public final class SpeculativeDecoder {
                     costTarget = Double.isNaN(costTarget) ? targetTime : 0.9 * costTarget + 0.1 * targetTime;
                     costDraft = Double.isNaN(costDraft) ? draftCost : 0.9 * costDraft + 0.1 * draftCost;
                 }
-            } finally {
-                if (draftProbs != null) draftProbs.close();
-                if (targetLogits != null) targetLogits.close();
             }
         }
 
@@ -550,7 +550,8 @@ public final class SpeculativeDecoder {
             }
             // child 0 of every parent, from q; q is kept as the parent's draft row
             float[][] q = new float[rows][];
-            try (Tensor probs = Tensor.allocate(DType.F32, rows, vocab)) {
+            {
+                Tensor probs = buffers.matrix(PROBS, rows, vocab);
                 long[] streams = new long[rows];
                 for (int r = 0; r < rows; r++)
                     streams[r] = Decoding.stream(running.get(r / perSequence).index, step,
@@ -582,8 +583,9 @@ public final class SpeculativeDecoder {
                         logOf(q[r], in, x * vocab);
                         s2[x] = streams[r];
                     }
-                    try (Tensor inT = Tensor.of(in, redraw.size(), vocab)) {
-                        int[] again = Sampler.sample(inT, SamplingParams.temperature(1f), seed, s2);
+                    {
+                        int[] again = Sampler.sample(buffers.of(SCRATCH, in, redraw.size(), vocab),
+                                SamplingParams.temperature(1f), seed, s2);
                         for (int x = 0; x < redraw.size(); x++) {
                             int r = redraw.get(x);
                             tokens[r / perSequence][t.children(parentNodes[r])[0]] = again[x];
@@ -613,8 +615,9 @@ public final class SpeculativeDecoder {
                     }
                 }
                 SamplingParams params = withoutReplacement ? SamplingParams.temperature(1f) : sampling;
-                try (Tensor inT = Tensor.of(in, k, vocab)) {
-                    int[] drawn = Sampler.sample(inT, new SamplingParams[] {params}, seed, streams, hist, null);
+                {
+                    int[] drawn = Sampler.sample(buffers.of(SCRATCH, in, k, vocab), new SamplingParams[] {params}, seed,
+                            streams, hist, null);
                     for (int x = 0; x < k; x++) {
                         int r = which.get(x);
                         tokens[r / perSequence][t.children(parentNodes[r])[c]] = drawn[x];
