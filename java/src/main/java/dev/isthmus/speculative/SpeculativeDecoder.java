@@ -1,6 +1,5 @@
 package dev.isthmus.speculative;
 
-import dev.isthmus.DType;
 import dev.isthmus.Tensor;
 import dev.isthmus.attention.Batch;
 import dev.isthmus.attention.Sequence;
