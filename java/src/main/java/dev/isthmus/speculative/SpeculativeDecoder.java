@@ -62,9 +62,11 @@ import java.util.List;
  * remaining budget needs ({@code maxNewTokens - generated - 1}, at least 1).
  *
  * <p><b>Randomness.</b> Every draw comes from a Philox stream named by (sequence index, step, use):
- * see {@link Sampler}. A run is reproducible for a seed with a fixed draft length or tree, or with an
- * adaptive length given a fixed cost ratio; with measured costs, the chosen lengths (and so the sampled
- * tokens, not their distribution) depend on timing. Greedy output never depends on the draft length.
+ * see {@link Sampler}. With a fixed draft length or tree, a sequence's tokens depend only on (seed, its
+ * prompt, its index in the prompt list): not on the other prompts of the batch. An adaptive length is chosen
+ * for the whole batch from its acceptance rate and, unless a cost ratio is fixed, from measured times: the
+ * sampled tokens (not their distribution) then depend on those too. Greedy output never depends on the
+ * draft length.
  *
  * <p><b>Errors.</b> Bad arguments are {@link IllegalArgumentException}s naming them (vocabulary sizes
  * that differ, empty prompts, tokens out of range); a full KV cache (sequence slots, blocks or maximum
