@@ -627,9 +627,24 @@ public final class SpeculativeDecoder {
             }
         }
 
-        /** Greedy children: the parent's most likely tokens (after the repetition penalty), best first. */
+        /**
+         * Greedy children: the parent's most likely tokens (after the repetition penalty), best first, ties to
+         * the lowest id (as {@link Sampler} breaks them).
+         */
         void drawGreedy(List<State> running, DraftTree t, int[][] tokens, int[][] ancestors, Tensor logits,
                         int[] parentNodes, int perSequence) {
+            boolean single = true;
+            for (int p : parentNodes) single &= t.children(p).length == 1;
+            if (single) { // a chain: the native argmax (after the penalty), no row copied to Java
+                int rows = parentNodes.length;
+                int[][] history = sampling.hasRepetitionPenalty() ? new int[rows][] : null;
+                for (int r = 0; history != null && r < rows; r++)
+                    history[r] = historyAt(running.get(r / perSequence), tokens[r / perSequence], ancestors,
+                            parentNodes[r]);
+                int[] best = Sampler.sample(logits, new SamplingParams[] {sampling}, seed, new long[rows], history, null);
+                for (int r = 0; r < rows; r++) tokens[r / perSequence][t.children(parentNodes[r])[0]] = best[r];
+                return;
+            }
             for (int r = 0; r < parentNodes.length; r++) {
                 int seqIdx = r / perSequence;
                 int p = parentNodes[r];
