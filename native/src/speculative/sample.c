@@ -104,17 +104,33 @@ static uint32_t select_key(uint32_t *keys, float *vals, int64_t n, double target
     return prefix;
 }
 
-/* Top-k: the k-th largest logit (as a float threshold; ties at it are kept), k < n. */
+/* Top-k: the k-th largest logit (as a float threshold; ties at it are kept), k < n. A threshold t with
+ * k <= #{x >= t} <= cap is found with counting passes (steps down from the max, then bisection), and the
+ * k-th is selected among those candidates. */
 static float topk_threshold(const SAMPLE_kernel *k, const float *x, int64_t n, float m, int64_t kk,
                             spec_work *w) {
+    int64_t cap = 4 * kk > 4096 ? 4 * kk : 4096;
+    float hi = m, lo = -INFINITY, t; /* count(hi) < kk or hi = m; count(lo) > cap or lo = -inf */
+    int64_t cnt;
     float delta = 4.0f;
-    int64_t cnt = 0;
-    for (int tr = 0;; tr++) {
-        float t = tr >= 6 ? -INFINITY : m - delta;
-        cnt = k->collect_ge(x, n, t, w->idx, n);
-        if (cnt >= kk || tr >= 6) break;
-        delta *= 8.0f;
+    for (;;) {
+        t = m - delta;
+        if (!(t > -INFINITY) || delta > 1e30f) { t = -INFINITY; cnt = n; break; }
+        cnt = k->collect_ge(x, n, t, w->idx, 0);
+        if (cnt >= kk) break;
+        hi = t;
+        delta *= 4.0f;
     }
+    while (cnt > cap) { /* too many: bisect between hi (too few) and t (too many) */
+        lo = t;
+        float mid = lo + (hi - lo) * 0.5f;
+        if (!(mid > lo && mid < hi)) break;
+        int64_t c = k->collect_ge(x, n, mid, w->idx, 0);
+        if (c < kk) hi = mid;
+        else t = mid, cnt = c;
+        if (c < kk && hi <= lo) break;
+    }
+    cnt = k->collect_ge(x, n, t, w->idx, n);
     for (int64_t i = 0; i < cnt; i++) w->keys[i] = ukey(x[w->idx[i]]);
     return unkey(select_key(w->keys, NULL, cnt, (double)kk));
 }
