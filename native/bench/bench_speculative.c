@@ -9,6 +9,7 @@
  * Prints median (min .. max) microseconds per call over --reps calls after 3 warm-up calls; the same
  * buffers every call (warm caches as far as they fit).
  *   isthmus_bench_speculative [--isa ref|avx2|avx512] [--threads T] [--reps R] [--rows B] [--only sample|verify]
+ *                             [--mode NAME] (one sampling mode, as printed)
  */
 #define _GNU_SOURCE
 #include "isthmus.h"
@@ -83,7 +84,7 @@ static int call_verify(void *c) {
 
 int main(int argc, char **argv) {
     int reps = 100, rows = 8;
-    const char *only = NULL;
+    const char *only = NULL, *mode = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
             const char *s = argv[++i];
@@ -92,8 +93,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--isa ref|avx2|avx512] [--threads T] [--reps R] [--rows B] [--only sample|verify]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--isa ref|avx2|avx512] [--threads T] [--reps R] [--rows B] [--only sample|verify] [--mode NAME]\n", argv[0]);
             return 2;
         }
     }
@@ -118,6 +120,7 @@ int main(int argc, char **argv) {
                 {"greedy", {0.0f, 0, 1.0f, 0.0f, 1.0f, 0}, 0},
             };
             for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+                if (mode && strcmp(modes[m].name, mode) != 0) continue;
                 isthmus_sample_args a = {.rows = rows, .vocab = V, .logits = x, .ld = V, .params = &modes[m].p, .seed = 7,
                                          .streams = st, .tokens = tok, .probs = modes[m].probs ? pb : NULL, .ldp = V};
                 sa = a;

@@ -75,7 +75,15 @@ static int64_t find_ge_avx2(const float *x, int64_t n, float t) {
 static int64_t collect_ge_avx2(const float *x, int64_t n, float t, int32_t *idx, int64_t cap) {
     const __m256 vt = _mm256_set1_ps(t);
     int64_t c = 0, i = 0;
-    for (; i + 16 <= n; i += 16) {
+    if (cap == 0) { /* count only: branch-free */
+        __m256i acc = _mm256_setzero_si256();
+        for (; i + 8 <= n; i += 8) /* compare masks are -1 where true */
+            acc = _mm256_sub_epi32(acc, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(x + i), vt, _CMP_GE_OQ)));
+        int32_t l[8];
+        _mm256_storeu_si256((__m256i *)l, acc);
+        for (int j = 0; j < 8; j++) c += l[j];
+    }
+    for (; cap > 0 && i + 16 <= n; i += 16) {
         unsigned k = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), vt, _CMP_GE_OQ)) |
                      (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 8), vt, _CMP_GE_OQ)) << 8;
         if (!k) continue;

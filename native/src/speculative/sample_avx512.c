@@ -61,16 +61,26 @@ static int64_t find_ge_avx512(const float *x, int64_t n, float t) {
 static int64_t collect_ge_avx512(const float *x, int64_t n, float t, int32_t *idx, int64_t cap) {
     const __m512 vt = _mm512_set1_ps(t);
     int64_t c = 0, i = 0;
-    for (; i + 16 <= n; i += 16) {
-        unsigned k = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vt, _CMP_GE_OQ);
-        if (!k) continue;
-        int pc = __builtin_popcount(k);
-        if (c + pc <= cap) {
-            for (int64_t j = c; k; k &= k - 1) idx[j++] = (int32_t)(i + __builtin_ctz(k));
-        } else {
-            for (int64_t j = c; k && j < cap; k &= k - 1) idx[j++] = (int32_t)(i + __builtin_ctz(k));
+    if (cap == 0) { /* count only: branch-free */
+        __m512i acc = _mm512_setzero_si512();
+        const __m512i one = _mm512_set1_epi32(1);
+        for (; i + 16 <= n; i += 16)
+            acc = _mm512_mask_add_epi32(acc, _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vt, _CMP_GE_OQ), acc, one);
+        c = isthmus_mm512_hsum_epi32(acc);
+    } else {
+        __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __m512i sixteen = _mm512_set1_epi32(16);
+        for (; i + 16 <= n; i += 16, iota = _mm512_add_epi32(iota, sixteen)) {
+            __mmask16 k = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vt, _CMP_GE_OQ);
+            int pc = __builtin_popcount((unsigned)k);
+            if (c + 16 <= cap) { /* compress in a register, store 16 (the extra lanes are overwritten later) */
+                _mm512_storeu_si512((void *)(idx + c), _mm512_maskz_compress_epi32(k, iota));
+            } else {
+                unsigned b = k;
+                for (int64_t j = c; b && j < cap; b &= b - 1) idx[j++] = (int32_t)(i + __builtin_ctz(b));
+            }
+            c += pc;
         }
-        c += pc;
     }
     for (; i < n; i++)
         if (x[i] >= t) {
