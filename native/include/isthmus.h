@@ -597,7 +597,10 @@ isthmus_status isthmus_swiglu(const isthmus_swiglu_args *args);
  *  5. min-p (0: off; in [0, 1)): of those, keeps the tokens with probability >= min_p * the largest.
  * The distribution is softmax over the kept tokens (0 elsewhere). Logits may be -inf (never chosen);
  * NaN or +inf logits are refused (ISTHMUS_ERR_INVALID_ARGUMENT naming the row and token); a row with
- * every logit -inf is refused too.
+ * every logit -inf is refused too. Precision: exp is a float polynomial (~1 ulp); a kept token whose
+ * (logit - max) / temperature is below -87 (probability < 2e-38 of the top one's) gets probability 0.
+ * A temperature so small that 1 / temperature overflows float is taken as 1 / FLT_MAX.
+ * Reserved fields must be 0.
  */
 typedef struct isthmus_sampling_params {
     float temperature;                /* >= 0 (0: greedy)                                           */
@@ -694,6 +697,10 @@ enum {
  * the a accepted draft tokens then the one emitted token, -1 after; path[b, 0..a-1] = the accepted node
  * indices (for isthmus_kv_seq_compact: keep root + path), -1 after (path may be NULL).
  * B sequences run in parallel on the pool; results do not depend on the thread count or ISA.
+ * The shape, ids, parents, params and pointers are checked before anything runs; the values of a row
+ * (NaN / +inf logits, every logit -inf, negative / non-finite / zero-sum probabilities) are checked when
+ * the walk reads it, so a bad row no walk reaches is not reported. On such a failure the outputs of
+ * other sequences may already be written.
  */
 typedef struct isthmus_verify_args {
     int32_t batch;                    /* B >= 1                                                     */

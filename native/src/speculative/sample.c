@@ -63,20 +63,32 @@ static inline float unkey(uint32_t k) {
 
 /*
  * The largest key v such that the weight of {keys >= v} reaches target: the weight of a key is 1
- * (vals NULL: the k-th largest for target k) or vals[i] (added in double). MSD descent over digits of
- * 11, 11 and 10 bits, each level a histogram over the keys still in the crossing bucket (keys and vals
- * are compacted in place). When rounding leaves no crossing, the smallest key present is taken.
+ * (vals NULL: the k-th largest for target k) or vals[i] (added in double). MSD descent over the offsets
+ * key - min(keys), in digits of at most 11 bits from the highest bit of the key range down, each level a
+ * histogram over the keys still in the crossing bucket (keys and vals are compacted in place). When
+ * rounding leaves no crossing, the smallest digit present is taken.
  */
 static uint32_t select_key(uint32_t *keys, float *vals, int64_t n, double target) {
-    static const int shift[3] = {21, 10, 0}, bits[3] = {11, 11, 10};
     double hist[2048];
     double acc = 0.0;
-    uint32_t prefix = 0;
     if (n <= 0) return 0;
-    for (int lv = 0; lv < 3; lv++) {
-        int nb = 1 << bits[lv], sh = shift[lv];
+    uint32_t kmin = keys[0], kmax = keys[0];
+    for (int64_t i = 1; i < n; i++) {
+        kmin = keys[i] < kmin ? keys[i] : kmin;
+        kmax = keys[i] > kmax ? keys[i] : kmax;
+    }
+    uint32_t range = kmax - kmin, prefix = 0;
+    int sh = range ? 32 - __builtin_clz(range) : 0;
+    while (sh > 0) {
+        int bits = sh < 11 ? sh : 11;
+        sh -= bits;
+        int nb = 1 << bits;
+        uint32_t mask = (uint32_t)(nb - 1);
         memset(hist, 0, sizeof(double) * (size_t)nb);
-        for (int64_t i = 0; i < n; i++) hist[(keys[i] >> sh) & (uint32_t)(nb - 1)] += vals ? (double)vals[i] : 1.0;
+        if (vals)
+            for (int64_t i = 0; i < n; i++) hist[((keys[i] - kmin) >> sh) & mask] += (double)vals[i];
+        else
+            for (int64_t i = 0; i < n; i++) hist[((keys[i] - kmin) >> sh) & mask] += 1.0;
         int b = -1;
         for (int j = nb - 1; j >= 0; j--) {
             if (acc + hist[j] >= target) { b = j; break; }
@@ -85,15 +97,14 @@ static uint32_t select_key(uint32_t *keys, float *vals, int64_t n, double target
         if (b < 0) { /* no crossing (rounding): the lowest digit present */
             uint32_t lo = 0xFFFFFFFFu;
             for (int64_t i = 0; i < n; i++) {
-                uint32_t d = (keys[i] >> sh) & (uint32_t)(nb - 1);
+                uint32_t d = ((keys[i] - kmin) >> sh) & mask;
                 if (d < lo) lo = d;
             }
             b = (int)lo;
         }
-        /* compact to bucket b */
         int64_t m = 0;
         for (int64_t i = 0; i < n; i++)
-            if (((keys[i] >> sh) & (uint32_t)(nb - 1)) == (uint32_t)b) {
+            if ((((keys[i] - kmin) >> sh) & mask) == (uint32_t)b) {
                 keys[m] = keys[i];
                 if (vals) vals[m] = vals[i];
                 m++;
@@ -101,36 +112,64 @@ static uint32_t select_key(uint32_t *keys, float *vals, int64_t n, double target
         n = m;
         prefix |= (uint32_t)b << sh;
     }
-    return prefix;
+    return kmin + prefix;
 }
 
-/* Top-k: the k-th largest logit (as a float threshold; ties at it are kept), k < n. */
+/* Top-k: the k-th largest logit (as a float threshold; ties at it are kept), k < n. A threshold t with
+ * k <= #{x >= t} <= cap is found with counting passes (steps down from the max, then bisection), and the
+ * k-th is selected among those candidates. */
 static float topk_threshold(const SAMPLE_kernel *k, const float *x, int64_t n, float m, int64_t kk,
                             spec_work *w) {
+    int64_t cap = 4 * kk > 4096 ? 4 * kk : 4096;
+    float hi = m, lo = -INFINITY, t; /* count(hi) < kk or hi = m; count(lo) > cap or lo = -inf */
+    int64_t cnt;
     float delta = 4.0f;
-    int64_t cnt = 0;
-    for (int tr = 0;; tr++) {
-        float t = tr >= 6 ? -INFINITY : m - delta;
-        cnt = k->collect_ge(x, n, t, w->idx, n);
-        if (cnt >= kk || tr >= 6) break;
-        delta *= 8.0f;
+    for (;;) {
+        t = m - delta;
+        if (!(t > -INFINITY) || delta > 1e30f) { t = -INFINITY; cnt = n; break; }
+        cnt = k->collect_ge(x, n, t, w->idx, 0);
+        if (cnt >= kk) break;
+        hi = t;
+        delta *= 4.0f;
     }
+    while (cnt > cap) { /* too many: bisect between hi (too few) and t (too many) */
+        lo = t;
+        float mid = lo + (hi - lo) * 0.5f;
+        if (!(mid > lo && mid < hi)) break;
+        int64_t c = k->collect_ge(x, n, mid, w->idx, 0);
+        if (c < kk) hi = mid;
+        else t = mid, cnt = c;
+        if (c < kk && hi <= lo) break;
+    }
+    cnt = k->collect_ge(x, n, t, w->idx, n);
     for (int64_t i = 0; i < cnt; i++) w->keys[i] = ukey(x[w->idx[i]]);
     return unkey(select_key(w->keys, NULL, cnt, (double)kk));
 }
 
-/* Top-p over stored weights e (total s): the smallest weight kept. */
+/* Top-p over stored weights e (total s): the smallest weight kept. The candidates are the weights >= the
+ * first of a few thresholds whose mass reaches top_p * s: summed over the collected candidates when they
+ * are few, else as chunk sums (into sums) without collecting them. */
 static float topp_threshold(const SAMPLE_kernel *k, const float *e, int64_t n, double s, float top_p,
-                            spec_work *w) {
-    static const float ts[5] = {0x1p-4f, 0x1p-8f, 0x1p-14f, 0x1p-24f, 0.0f};
+                            float *sums, spec_work *w) {
+    static const float ts[6] = {0x1p-4f, 0x1p-8f, 0x1p-12f, 0x1p-16f, 0x1p-24f, 0.0f};
     double target = (double)top_p * s;
-    int64_t cnt = 0;
-    for (int tr = 0; tr < 5; tr++) {
-        cnt = k->collect_ge(e, n, ts[tr], w->idx, n);
+    float t = 0.0f;
+    int64_t cnt = -1;
+    for (int tr = 0; tr < 6; tr++) {
+        t = ts[tr];
         double mass = 0.0;
-        for (int64_t i = 0; i < cnt; i++) mass += (double)e[w->idx[i]];
+        cnt = k->collect_ge(e, n, t, w->idx, 0);
+        if (cnt <= 4096) {
+            cnt = k->collect_ge(e, n, t, w->idx, n);
+            for (int64_t i = 0; i < cnt; i++) mass += (double)e[w->idx[i]];
+        } else {
+            k->sum_chunks(e, n, t, NULL, sums);
+            mass = spec_total(sums, spec_nchunks(n));
+            cnt = -1; /* not collected */
+        }
         if (mass >= target) break;
     }
+    if (cnt < 0) cnt = k->collect_ge(e, n, t, w->idx, n);
     for (int64_t i = 0; i < cnt; i++) {
         w->vals[i] = e[w->idx[i]];
         w->keys[i] = ukey(w->vals[i]);
@@ -152,7 +191,7 @@ int isthmus__spec_logits_dist(const SAMPLE_kernel *k, const float *x, int64_t n,
     if (p->top_p < 1.0f) {
         float *o = store ? out : w->buf;
         k->softmax_chunks(x, n, m, inv_t, xmin, 0.0f, o, sums);
-        float ep = topp_threshold(k, o, n, spec_total(sums, nc), p->top_p, w);
+        float ep = topp_threshold(k, o, n, spec_total(sums, nc), p->top_p, sums, w);
         if (ep > emin) emin = ep;
         k->sum_chunks(o, n, emin, o, sums);
         d->w = o;

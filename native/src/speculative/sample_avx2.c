@@ -5,13 +5,11 @@
 
 #include <immintrin.h>
 
-/* spec_exp on 8 lanes */
-static inline __m256 exp8(__m256 z) {
-    const __m256 lo = _mm256_set1_ps(SPEC_EXP_MIN);
-    __m256 zc = _mm256_max_ps(z, lo);
-    __m256 kf = _mm256_round_ps(_mm256_mul_ps(zc, _mm256_set1_ps(SPEC_LOG2E)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(kf, _mm256_set1_ps(-SPEC_LN2_HI), zc);
+/* spec_exp on 8 lanes, before its z >= SPEC_EXP_MIN mask (the caller applies it with its others) */
+static inline __m256 exp8_raw(__m256 z) {
+    __m256 kfb = _mm256_fmadd_ps(z, _mm256_set1_ps(SPEC_LOG2E), _mm256_set1_ps(SPEC_SHIFTER));
+    __m256 kf = _mm256_sub_ps(kfb, _mm256_set1_ps(SPEC_SHIFTER));
+    __m256 r = _mm256_fmadd_ps(kf, _mm256_set1_ps(-SPEC_LN2_HI), z);
     r = _mm256_fmadd_ps(kf, _mm256_set1_ps(-SPEC_LN2_LO), r);
     __m256 p = _mm256_set1_ps(SPEC_C5);
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SPEC_C4));
@@ -22,10 +20,8 @@ static inline __m256 exp8(__m256 z) {
     __m256 r2 = _mm256_mul_ps(r, r);
     __m256 y = _mm256_fmadd_ps(p, r2, r);
     y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-    __m256i ki = _mm256_cvtps_epi32(kf);
-    __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23));
-    __m256 e = _mm256_mul_ps(y, s);
-    return _mm256_and_ps(_mm256_cmp_ps(z, lo, _CMP_GE_OQ), e);
+    __m256i sb = _mm256_add_epi32(_mm256_castps_si256(kfb), _mm256_set1_epi32((int32_t)(127u - SPEC_SHIFTER_BITS)));
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32(sb, 23)));
 }
 
 /* The reference's lane tree over lanes 0-7 (a) and 8-15 (b). */
@@ -79,14 +75,25 @@ static int64_t find_ge_avx2(const float *x, int64_t n, float t) {
 static int64_t collect_ge_avx2(const float *x, int64_t n, float t, int32_t *idx, int64_t cap) {
     const __m256 vt = _mm256_set1_ps(t);
     int64_t c = 0, i = 0;
-    for (; i + 16 <= n; i += 16) {
+    if (cap == 0) { /* count only: branch-free */
+        __m256i acc = _mm256_setzero_si256();
+        for (; i + 8 <= n; i += 8) /* compare masks are -1 where true */
+            acc = _mm256_sub_epi32(acc, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(x + i), vt, _CMP_GE_OQ)));
+        int32_t l[8];
+        _mm256_storeu_si256((__m256i *)l, acc);
+        for (int j = 0; j < 8; j++) c += l[j];
+    }
+    for (; cap > 0 && i + 16 <= n; i += 16) {
         unsigned k = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), vt, _CMP_GE_OQ)) |
                      (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 8), vt, _CMP_GE_OQ)) << 8;
-        while (k) {
-            if (c < cap) idx[c] = (int32_t)(i + __builtin_ctz(k));
-            c++;
-            k &= k - 1;
+        if (!k) continue;
+        int pc = __builtin_popcount(k);
+        if (c + pc <= cap) {
+            for (int64_t j = c; k; k &= k - 1) idx[j++] = (int32_t)(i + __builtin_ctz(k));
+        } else {
+            for (int64_t j = c; k && j < cap; k &= k - 1) idx[j++] = (int32_t)(i + __builtin_ctz(k));
         }
+        c += pc;
     }
     for (; i < n; i++)
         if (x[i] >= t) {
@@ -123,22 +130,28 @@ static inline v16 valid16(int64_t len) {
                  _mm256_castsi256_ps(_mm256_cmpgt_epi32(l, _mm256_add_epi32(iota, _mm256_set1_epi32(8))))};
 }
 
-static inline __m256 weight8(__m256 v, __m256 vm, __m256 vit, __m256 vxmin, __m256 vemin) {
-    __m256 e = exp8(_mm256_mul_ps(_mm256_sub_ps(v, vm), vit));
-    __m256 keep = _mm256_and_ps(_mm256_cmp_ps(v, vxmin, _CMP_GE_OQ), _mm256_cmp_ps(e, vemin, _CMP_GE_OQ));
+/* spec_weight on 8 lanes; use_x / use_e: whether xmin / emin can remove anything (compile-time) */
+static inline __attribute__((always_inline)) __m256 weight8(__m256 v, __m256 vm, __m256 vit, __m256 vxmin,
+                                                            __m256 vemin, int use_x, int use_e) {
+    __m256 z = _mm256_mul_ps(_mm256_sub_ps(v, vm), vit);
+    __m256 e = exp8_raw(z);
+    __m256 keep = _mm256_cmp_ps(z, _mm256_set1_ps(SPEC_EXP_MIN), _CMP_GE_OQ);
+    if (use_x) keep = _mm256_and_ps(keep, _mm256_cmp_ps(v, vxmin, _CMP_GE_OQ));
+    if (use_e) keep = _mm256_and_ps(keep, _mm256_cmp_ps(e, vemin, _CMP_GE_OQ));
     return _mm256_and_ps(keep, e);
 }
 
-static void softmax_chunks_avx2(const float *x, int64_t n, float m, float inv_t, float xmin, float emin,
-                                float *out, float *sums) {
+static inline __attribute__((always_inline)) void softmax_body(const float *x, int64_t n, float m, float inv_t,
+                                                               float xmin, float emin, float *out, float *sums,
+                                                               int use_x, int use_e) {
     const __m256 vm = _mm256_set1_ps(m), vit = _mm256_set1_ps(inv_t), vxmin = _mm256_set1_ps(xmin),
                  vemin = _mm256_set1_ps(emin);
     for (int64_t c0 = 0, ci = 0; c0 < n; c0 += SPEC_CHUNK, ci++) {
         int64_t end = n - c0 < SPEC_CHUNK ? n : c0 + SPEC_CHUNK, i = c0;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
         for (; i + 16 <= end; i += 16) {
-            __m256 e0 = weight8(_mm256_loadu_ps(x + i), vm, vit, vxmin, vemin);
-            __m256 e1 = weight8(_mm256_loadu_ps(x + i + 8), vm, vit, vxmin, vemin);
+            __m256 e0 = weight8(_mm256_loadu_ps(x + i), vm, vit, vxmin, vemin, use_x, use_e);
+            __m256 e1 = weight8(_mm256_loadu_ps(x + i + 8), vm, vit, vxmin, vemin, use_x, use_e);
             if (out) {
                 _mm256_storeu_ps(out + i, e0);
                 _mm256_storeu_ps(out + i + 8, e1);
@@ -149,14 +162,22 @@ static void softmax_chunks_avx2(const float *x, int64_t n, float m, float inv_t,
         if (i < end) {
             int64_t len = end - i;
             v16 v = load16(x + i, len), ok = valid16(len);
-            v16 e = {_mm256_and_ps(ok.a, weight8(v.a, vm, vit, vxmin, vemin)),
-                     _mm256_and_ps(ok.b, weight8(v.b, vm, vit, vxmin, vemin))};
+            v16 e = {_mm256_and_ps(ok.a, weight8(v.a, vm, vit, vxmin, vemin, use_x, use_e)),
+                     _mm256_and_ps(ok.b, weight8(v.b, vm, vit, vxmin, vemin, use_x, use_e))};
             if (out) store16(out + i, e, len);
             acc0 = _mm256_add_ps(acc0, e.a);
             acc1 = _mm256_add_ps(acc1, e.b);
         }
         sums[ci] = tree16(acc0, acc1);
     }
+}
+
+static void softmax_chunks_avx2(const float *x, int64_t n, float m, float inv_t, float xmin, float emin,
+                                float *out, float *sums) {
+    int use_x = xmin > -INFINITY, use_e = emin > 0.0f;
+    if (!use_x && !use_e) softmax_body(x, n, m, inv_t, xmin, emin, out, sums, 0, 0);
+    else if (!use_e) softmax_body(x, n, m, inv_t, xmin, emin, out, sums, 1, 0);
+    else softmax_body(x, n, m, inv_t, xmin, emin, out, sums, 1, 1);
 }
 
 static int sum_chunks_avx2(const float *v, int64_t n, float vmin, float *out, float *sums) {

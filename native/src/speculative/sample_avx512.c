@@ -4,13 +4,11 @@
 #include "spec.h"
 #include "../core/simd.h"
 
-/* spec_exp on 16 lanes */
-static inline __m512 exp16(__m512 z) {
-    const __m512 lo = _mm512_set1_ps(SPEC_EXP_MIN);
-    __m512 zc = _mm512_max_ps(z, lo);
-    __m512 kf = _mm512_roundscale_ps(_mm512_mul_ps(zc, _mm512_set1_ps(SPEC_LOG2E)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fmadd_ps(kf, _mm512_set1_ps(-SPEC_LN2_HI), zc);
+/* spec_exp on 16 lanes, before its z >= SPEC_EXP_MIN mask (the caller applies it with its others) */
+static inline __m512 exp16_raw(__m512 z) {
+    __m512 kfb = _mm512_fmadd_ps(z, _mm512_set1_ps(SPEC_LOG2E), _mm512_set1_ps(SPEC_SHIFTER));
+    __m512 kf = _mm512_sub_ps(kfb, _mm512_set1_ps(SPEC_SHIFTER));
+    __m512 r = _mm512_fmadd_ps(kf, _mm512_set1_ps(-SPEC_LN2_HI), z);
     r = _mm512_fmadd_ps(kf, _mm512_set1_ps(-SPEC_LN2_LO), r);
     __m512 p = _mm512_set1_ps(SPEC_C5);
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SPEC_C4));
@@ -21,10 +19,8 @@ static inline __m512 exp16(__m512 z) {
     __m512 r2 = _mm512_mul_ps(r, r);
     __m512 y = _mm512_fmadd_ps(p, r2, r);
     y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
-    __m512i ki = isthmus_mm512_cvtps_epi32(kf);
-    __m512 s = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(ki, _mm512_set1_epi32(127)), 23));
-    __m512 e = _mm512_mul_ps(y, s);
-    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, lo, _CMP_GE_OQ), e);
+    __m512i sb = _mm512_add_epi32(_mm512_castps_si512(kfb), _mm512_set1_epi32((int32_t)(127u - SPEC_SHIFTER_BITS)));
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(sb, 23)));
 }
 
 static float max_avx512(const float *x, int64_t n, int *flags) {
@@ -65,12 +61,25 @@ static int64_t find_ge_avx512(const float *x, int64_t n, float t) {
 static int64_t collect_ge_avx512(const float *x, int64_t n, float t, int32_t *idx, int64_t cap) {
     const __m512 vt = _mm512_set1_ps(t);
     int64_t c = 0, i = 0;
-    for (; i + 16 <= n; i += 16) {
-        unsigned k = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vt, _CMP_GE_OQ);
-        while (k) {
-            if (c < cap) idx[c] = (int32_t)(i + __builtin_ctz(k));
-            c++;
-            k &= k - 1;
+    if (cap == 0) { /* count only: branch-free */
+        __m512i acc = _mm512_setzero_si512();
+        const __m512i one = _mm512_set1_epi32(1);
+        for (; i + 16 <= n; i += 16)
+            acc = _mm512_mask_add_epi32(acc, _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vt, _CMP_GE_OQ), acc, one);
+        c = isthmus_mm512_hsum_epi32(acc);
+    } else {
+        __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __m512i sixteen = _mm512_set1_epi32(16);
+        for (; i + 16 <= n; i += 16, iota = _mm512_add_epi32(iota, sixteen)) {
+            __mmask16 k = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vt, _CMP_GE_OQ);
+            int pc = __builtin_popcount((unsigned)k);
+            if (c + 16 <= cap) { /* compress in a register, store 16 (the extra lanes are overwritten later) */
+                _mm512_storeu_si512((void *)(idx + c), _mm512_maskz_compress_epi32(k, iota));
+            } else {
+                unsigned b = k;
+                for (int64_t j = c; b && j < cap; b &= b - 1) idx[j++] = (int32_t)(i + __builtin_ctz(b));
+            }
+            c += pc;
         }
     }
     for (; i < n; i++)
@@ -93,32 +102,46 @@ static inline void store_tail(float *x, __m512 v, int64_t len) {
     memcpy(x, b, (size_t)len * 4);
 }
 
-static inline __m512 weight16(__m512 v, __m512 vm, __m512 vit, __m512 vxmin, __m512 vemin, __mmask16 valid) {
-    __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(v, vm), vit));
-    __mmask16 keep = valid & _mm512_cmp_ps_mask(v, vxmin, _CMP_GE_OQ) & _mm512_cmp_ps_mask(e, vemin, _CMP_GE_OQ);
+/* spec_weight on 16 lanes; use_x / use_e: whether xmin / emin can remove anything (compile-time) */
+static inline __attribute__((always_inline)) __m512 weight16(__m512 v, __m512 vm, __m512 vit, __m512 vxmin,
+                                                             __m512 vemin, __mmask16 valid, int use_x, int use_e) {
+    __m512 z = _mm512_mul_ps(_mm512_sub_ps(v, vm), vit);
+    __m512 e = exp16_raw(z);
+    __mmask16 keep = valid & _mm512_cmp_ps_mask(z, _mm512_set1_ps(SPEC_EXP_MIN), _CMP_GE_OQ);
+    if (use_x) keep &= _mm512_cmp_ps_mask(v, vxmin, _CMP_GE_OQ);
+    if (use_e) keep &= _mm512_cmp_ps_mask(e, vemin, _CMP_GE_OQ);
     return _mm512_maskz_mov_ps(keep, e);
 }
 
-static void softmax_chunks_avx512(const float *x, int64_t n, float m, float inv_t, float xmin, float emin,
-                                  float *out, float *sums) {
+static inline __attribute__((always_inline)) void softmax_body(const float *x, int64_t n, float m, float inv_t,
+                                                               float xmin, float emin, float *out, float *sums,
+                                                               int use_x, int use_e) {
     const __m512 vm = _mm512_set1_ps(m), vit = _mm512_set1_ps(inv_t), vxmin = _mm512_set1_ps(xmin),
                  vemin = _mm512_set1_ps(emin);
     for (int64_t c0 = 0, ci = 0; c0 < n; c0 += SPEC_CHUNK, ci++) {
         int64_t end = n - c0 < SPEC_CHUNK ? n : c0 + SPEC_CHUNK, i = c0;
         __m512 acc = _mm512_setzero_ps();
         for (; i + 16 <= end; i += 16) {
-            __m512 e = weight16(_mm512_loadu_ps(x + i), vm, vit, vxmin, vemin, 0xFFFF);
+            __m512 e = weight16(_mm512_loadu_ps(x + i), vm, vit, vxmin, vemin, 0xFFFF, use_x, use_e);
             if (out) _mm512_storeu_ps(out + i, e);
             acc = _mm512_add_ps(acc, e);
         }
         if (i < end) {
             int64_t len = end - i;
-            __m512 e = weight16(load_tail(x + i, len), vm, vit, vxmin, vemin, (__mmask16)((1u << len) - 1));
+            __m512 e = weight16(load_tail(x + i, len), vm, vit, vxmin, vemin, (__mmask16)((1u << len) - 1), use_x, use_e);
             if (out) store_tail(out + i, e, len);
             acc = _mm512_add_ps(acc, e);
         }
         sums[ci] = isthmus_mm512_hsum_ps(acc);
     }
+}
+
+static void softmax_chunks_avx512(const float *x, int64_t n, float m, float inv_t, float xmin, float emin,
+                                  float *out, float *sums) {
+    int use_x = xmin > -INFINITY, use_e = emin > 0.0f;
+    if (!use_x && !use_e) softmax_body(x, n, m, inv_t, xmin, emin, out, sums, 0, 0);
+    else if (!use_e) softmax_body(x, n, m, inv_t, xmin, emin, out, sums, 1, 0);
+    else softmax_body(x, n, m, inv_t, xmin, emin, out, sums, 1, 1);
 }
 
 static int sum_chunks_avx512(const float *v, int64_t n, float vmin, float *out, float *sums) {

@@ -26,9 +26,14 @@
 
 static inline int64_t spec_nchunks(int64_t n) { return (n + SPEC_CHUNK - 1) / SPEC_CHUNK; }
 
-/* exp(z) for z <= 0 (or -inf): 0 below -87 (where expf is < 1.7e-38); ~1 ulp elsewhere; exactly 1 at 0. */
+/* exp(z) for z <= 0 (or -inf): 0 below -87 (where expf is < 1.7e-38); ~1 ulp elsewhere; exactly 1 at 0.
+ * k = round(z log2(e)) comes from one fma with the 1.5 * 2^23 shifter (whose low mantissa bits then hold
+ * k), r = z - k ln2 in two fmas (Cody-Waite), exp(r) the Cephes degree-7 polynomial in Horner form, times
+ * 2^k built in the exponent field. Below -87 the lanes are garbage (NaN for -inf) and replaced by 0. */
 #define SPEC_EXP_MIN (-87.0f)
 #define SPEC_LOG2E 1.44269504088896341f
+#define SPEC_SHIFTER 12582912.0f /* 1.5 * 2^23 */
+#define SPEC_SHIFTER_BITS 0x4B400000u
 #define SPEC_LN2_HI 0.693359375f
 #define SPEC_LN2_LO (-2.12194440e-4f)
 #define SPEC_C5 1.9875691500e-4f
@@ -42,9 +47,9 @@ static inline float spec_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); retu
 static inline uint32_t spec_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
 static inline float spec_exp(float z) {
-    float zc = z < SPEC_EXP_MIN ? SPEC_EXP_MIN : z;
-    float kf = rintf(zc * SPEC_LOG2E);
-    float r = fmaf(kf, -SPEC_LN2_HI, zc);
+    float kfb = fmaf(z, SPEC_LOG2E, SPEC_SHIFTER);
+    float kf = kfb - SPEC_SHIFTER;
+    float r = fmaf(kf, -SPEC_LN2_HI, z);
     r = fmaf(kf, -SPEC_LN2_LO, r);
     float p = SPEC_C5;
     p = fmaf(p, r, SPEC_C4);
@@ -55,9 +60,9 @@ static inline float spec_exp(float z) {
     float r2 = r * r;
     float y = fmaf(p, r2, r);
     y = y + 1.0f;
-    float s = spec_bits_f32((uint32_t)((int32_t)kf + 127) << 23);
+    float s = spec_bits_f32((spec_f32_bits(kfb) + (127u - SPEC_SHIFTER_BITS)) << 23);
     float e = y * s;
-    return z < SPEC_EXP_MIN ? 0.0f : e;
+    return z >= SPEC_EXP_MIN ? e : 0.0f;
 }
 
 /* The weight of one logit x (row max m, 1 / temperature inv_t), kept where x >= xmin and e >= emin. */

@@ -1,6 +1,5 @@
 package dev.isthmus.speculative;
 
-import dev.isthmus.DType;
 import dev.isthmus.Tensor;
 import dev.isthmus.attention.Batch;
 import dev.isthmus.speculative.Decoding.State;
@@ -65,13 +64,14 @@ public final class AutoregressiveDecoder {
         long steps = 0, emitted = 0, modelNanos = 0, sampleNanos = 0;
         List<State> states = new ArrayList<>();
         Throwable failure = null;
+        Decoding.Buffers buffers = new Decoding.Buffers(1);
         try {
             for (int i = 0; i < prompts.size(); i++) {
                 State s = new State(i, prompts.get(i));
                 states.add(s);
                 s.target = model.cache().newSequence();
             }
-            if (maxNewTokens > 0) modelNanos += Decoding.prefill(model, states, false);
+            if (maxNewTokens > 0) modelNanos += Decoding.prefill(model, states, false, buffers, 0);
             for (int step = 0; ; step++) {
                 List<State> running = new ArrayList<>();
                 for (State s : states) if (s.generated() < maxNewTokens) running.add(s);
@@ -91,15 +91,13 @@ public final class AutoregressiveDecoder {
                 Batch batch = bb.build();
                 model.cache().extend(batch);
                 long[] pos = batch.positions();
-                int[] next;
-                try (Tensor logits = Tensor.allocate(DType.F32, b, vocab)) {
-                    long t0 = System.nanoTime();
-                    model.forward(batch, tokens, pos, null, null, logits);
-                    long t1 = System.nanoTime();
-                    next = Sampler.sample(logits, new SamplingParams[] {sampling}, seed, streams, history, null);
-                    modelNanos += t1 - t0;
-                    sampleNanos += System.nanoTime() - t1;
-                }
+                Tensor logits = buffers.matrix(0, b, vocab);
+                long t0 = System.nanoTime();
+                model.forward(batch, tokens, pos, null, null, logits);
+                long t1 = System.nanoTime();
+                int[] next = Sampler.sample(logits, new SamplingParams[] {sampling}, seed, streams, history, null);
+                modelNanos += t1 - t0;
+                sampleNanos += System.nanoTime() - t1;
                 steps += b;
                 List<State> still = new ArrayList<>();
                 for (int i = 0; i < b; i++) {
@@ -114,7 +112,11 @@ public final class AutoregressiveDecoder {
             failure = e;
             throw e;
         } finally {
-            Decoding.closeAll(states, failure);
+            try {
+                Decoding.closeAll(states, failure);
+            } finally {
+                buffers.close();
+            }
         }
         List<int[]> out = new ArrayList<>();
         for (State s : states) out.add(s.newTokens());

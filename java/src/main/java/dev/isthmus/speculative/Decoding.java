@@ -5,6 +5,9 @@ import dev.isthmus.Tensor;
 import dev.isthmus.attention.Batch;
 import dev.isthmus.attention.Sequence;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -93,7 +96,7 @@ final class Decoding {
      * Writes every prompt token but the last into the model's cache, all sequences in one forward pass
      * (the last token is the root of the first step). Returns the nanoseconds spent in forward.
      */
-    static long prefill(LanguageModel model, List<State> states, boolean draft) {
+    static long prefill(LanguageModel model, List<State> states, boolean draft, Buffers buffers, int slot) {
         Batch.Builder b = Batch.builder();
         int rows = 0;
         List<int[]> parts = new ArrayList<>();
@@ -109,11 +112,10 @@ final class Decoding {
         int[] tokens = concat(parts, rows);
         model.cache().extend(batch);
         long[] positions = batch.positions();
-        try (Tensor logits = Tensor.allocate(DType.F32, 1, model.vocabSize())) {
-            long t0 = System.nanoTime();
-            model.forward(batch, tokens, positions, null, new int[] {rows - 1}, logits);
-            return System.nanoTime() - t0;
-        }
+        Tensor logits = buffers.matrix(slot, 1, model.vocabSize());
+        long t0 = System.nanoTime();
+        model.forward(batch, tokens, positions, null, new int[] {rows - 1}, logits);
+        return System.nanoTime() - t0;
     }
 
     static int[] concat(List<int[]> parts, int total) {
@@ -142,6 +144,43 @@ final class Decoding {
             }
         }
         if (first != null) throw first;
+    }
+
+    /**
+     * Reusable F32 matrices for one generate call, from one shared arena closed at its end: an owned tensor per
+     * step costs a shared-arena close (tens of microseconds) each time. Memory is zeroed only when first
+     * allocated; callers write what they read. Views are accessible from any thread (models may use pools).
+     */
+    static final class Buffers implements AutoCloseable {
+        private final Arena arena = Arena.ofShared();
+        private final MemorySegment[] slots;
+
+        Buffers(int count) {
+            slots = new MemorySegment[count];
+        }
+
+        /** A {@code [rows, cols]} F32 view of slot {@code slot}, valid until the next call for that slot. */
+        Tensor matrix(int slot, long rows, long cols) {
+            long bytes = Math.multiplyExact(Math.multiplyExact(rows, cols), 4L);
+            MemorySegment s = slots[slot];
+            if (s == null || s.byteSize() < bytes) {
+                long size = Math.max(bytes, s == null ? 0 : Math.min(2 * s.byteSize(), Long.MAX_VALUE / 2));
+                s = slots[slot] = arena.allocate(size, 64);
+            }
+            return Tensor.wrap(s.asSlice(0, bytes), DType.F32, rows, cols);
+        }
+
+        /** As {@link #matrix} holding a copy of {@code data} (row-major). */
+        Tensor of(int slot, float[] data, long rows, long cols) {
+            Tensor t = matrix(slot, rows, cols);
+            MemorySegment.copy(data, 0, t.segment(), ValueLayout.JAVA_FLOAT, 0, data.length);
+            return t;
+        }
+
+        @Override
+        public void close() {
+            arena.close();
+        }
     }
 
     /** Called after every decoding step with the sequences still running (tests check the caches). */

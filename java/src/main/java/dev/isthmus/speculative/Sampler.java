@@ -69,6 +69,7 @@ public final class Sampler {
      */
     public static int[] sample(Tensor logits, SamplingParams[] perRow, long seed, long[] streams, int[][] history,
                                Tensor probsOut) {
+        Native.ensureLoaded(); // the bindings look symbols up in what the loader loaded
         Checks.matrix(logits, "logits", DType.F32);
         long rows = logits.dim(0), vocab = logits.dim(1);
         if (vocab > MAX_VOCAB)

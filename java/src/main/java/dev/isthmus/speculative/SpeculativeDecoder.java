@@ -1,6 +1,5 @@
 package dev.isthmus.speculative;
 
-import dev.isthmus.DType;
 import dev.isthmus.Tensor;
 import dev.isthmus.attention.Batch;
 import dev.isthmus.attention.Sequence;
@@ -54,16 +53,20 @@ import java.util.List;
  * <p><b>Draft length.</b> Fixed ({@link Builder#draftLength}), a fixed {@link Builder#tree}, or adaptive
  * ({@link Builder#adaptiveDraftLength(int, int)}): a chain whose length {@code k} is chosen before each
  * step to maximize the expected tokens per unit of cost {@code (1 - a^(k+1)) / ((1 - a) (c_t + k c_d))},
- * with {@code a} an exponential moving average (decay 0.9 per step, prior 0.7) of the per-token acceptance
- * rate (accepted tokens over accepted tokens plus first rejections), {@code c_t} and {@code c_d} moving
- * averages of the measured time of one target pass and one draft pass (or a fixed ratio
- * {@code c_d / c_t}), clamped to {@code [min, max]}. A step never drafts more tokens than the longest
+ * with {@code a} an exponential moving average (decay 0.9 per step, prior 0.7 worth two tokens) of the
+ * per-token acceptance rate (accepted tokens over accepted tokens plus first rejections, averaged over the
+ * batch), clamped to {@code [0, 0.99]}, and {@code c_t}, {@code c_d} moving averages (decay 0.9) of the
+ * measured time of one target pass and one draft pass (the ratio {@code c_d / c_t} is taken as 0.1 until
+ * both are measured, or fixed by {@link Builder#adaptiveDraftLength(int, int, double)}); the best
+ * {@code k} in {@code [min, max]} wins, the shortest on ties. A step never drafts more tokens than the longest
  * remaining budget needs ({@code maxNewTokens - generated - 1}, at least 1).
  *
  * <p><b>Randomness.</b> Every draw comes from a Philox stream named by (sequence index, step, use):
- * see {@link Sampler}. A run is reproducible for a seed with a fixed draft length or tree, or with an
- * adaptive length given a fixed cost ratio; with measured costs, the chosen lengths (and so the sampled
- * tokens, not their distribution) depend on timing. Greedy output never depends on the draft length.
+ * see {@link Sampler}. With a fixed draft length or tree, a sequence's tokens depend only on (seed, its
+ * prompt, its index in the prompt list): not on the other prompts of the batch. An adaptive length is chosen
+ * for the whole batch from its acceptance rate and, unless a cost ratio is fixed, from measured times: the
+ * sampled tokens (not their distribution) then depend on those too. Greedy output never depends on the
+ * draft length.
  *
  * <p><b>Errors.</b> Bad arguments are {@link IllegalArgumentException}s naming them (vocabulary sizes
  * that differ, empty prompts, tokens out of range); a full KV cache (sequence slots, blocks or maximum
@@ -164,9 +167,16 @@ public final class SpeculativeDecoder {
             return this;
         }
 
-        /** Proposes this tree every step (a chain tree is the same as {@link #draftLength}). */
+        /**
+         * Proposes this tree every step (a chain tree is the same as {@link #draftLength}). A tree that is not
+         * a chain may have at most {@code DraftTree.MAX_NODES - 1} nodes: the target's tree-masked pass reads
+         * the root and every node, at most {@code MAX_NODES} rows per sequence.
+         */
         public Builder tree(DraftTree tree) {
             if (tree == null) throw new IllegalArgumentException("tree is null");
+            if (!tree.isChain() && tree.nodes() + 1 > DraftTree.MAX_NODES)
+                throw new IllegalArgumentException("tree has " + tree.nodes() + " nodes: with the root, the target's "
+                        + "tree-masked pass would read " + (tree.nodes() + 1) + " rows, more than " + DraftTree.MAX_NODES);
             this.tree = tree;
             minK = maxK = tree.nodes();
             costRatio = Double.NaN;
@@ -247,6 +257,9 @@ public final class SpeculativeDecoder {
         // adaptive draft length
         double accSuccess = 1.4, accTrials = 2.0;   // prior a = 0.7, weight of 2 trials
         double costTarget = Double.NaN, costDraft = Double.NaN;
+        /** Slots: draft logits, sampled probabilities, draft rows, target logits, sampler inputs, target probs. */
+        static final int LOGITS = 0, PROBS = 1, DRAFT = 2, TARGET = 3, SCRATCH = 4, TARGET_PROBS = 5;
+        final Decoding.Buffers buffers = new Decoding.Buffers(6);
 
         Run(List<int[]> prompts, int maxNew, int vocab) {
             this.prompts = prompts;
@@ -265,9 +278,8 @@ public final class SpeculativeDecoder {
                     s.draft = draft.cache().newSequence();
                 }
                 if (maxNew > 0) {
-                    targetNanos += Decoding.prefill(target, states, false);
-                    long d = Decoding.prefill(draft, states, true);
-                    draftNanos += d;
+                    targetNanos += Decoding.prefill(target, states, false, buffers, LOGITS);
+                    draftNanos += Decoding.prefill(draft, states, true, buffers, LOGITS);
                 }
                 for (int step = 0; ; step++) {
                     List<State> running = new ArrayList<>();
@@ -284,7 +296,11 @@ public final class SpeculativeDecoder {
                 failure = e;
                 throw e;
             } finally {
-                Decoding.closeAll(states, failure);
+                try {
+                    Decoding.closeAll(states, failure);
+                } finally {
+                    buffers.close();
+                }
             }
             List<int[]> out = new ArrayList<>();
             for (State s : states) out.add(s.newTokens());
@@ -322,9 +338,8 @@ public final class SpeculativeDecoder {
             int[][] tokens = new int[b][n];
             int[] rootPos = new int[b];
             for (int i = 0; i < b; i++) rootPos[i] = running.get(i).size - 1;
-            Tensor draftProbs = greedy ? null : Tensor.allocate(DType.F32, (long) b * n, vocab);
-            Tensor targetLogits = null;
-            try {
+            Tensor draftProbs = greedy ? null : buffers.matrix(DRAFT, (long) b * n, vocab);
+            {
                 // ---------------------------------------------------------------- draft, level by level
                 long d0 = System.nanoTime();
                 int draftPasses = 0;
@@ -345,13 +360,12 @@ public final class SpeculativeDecoder {
                     Batch batch = bb.build();
                     draft.cache().extend(batch);
                     long[] pos = batch.positions();
-                    try (Tensor logits = Tensor.allocate(DType.F32, b, vocab)) {
-                        draft.forward(batch, Decoding.concat(parts, rows), pos, null, logitRows, logits);
-                        draftPasses++;
-                        int[] parentNodes = new int[b];
-                        Arrays.fill(parentNodes, -1);
-                        drawChildren(running, t, step, tokens, ancestors, logits, parentNodes, 1, draftProbs);
-                    }
+                    Tensor logits = buffers.matrix(LOGITS, b, vocab);
+                    draft.forward(batch, Decoding.concat(parts, rows), pos, null, logitRows, logits);
+                    draftPasses++;
+                    int[] parentNodes = new int[b];
+                    Arrays.fill(parentNodes, -1);
+                    drawChildren(running, t, step, tokens, ancestors, logits, parentNodes, 1, draftProbs);
                     for (State s : running) s.draftPending = new int[0];
                 }
                 // levels 1 .. depth-1: internal nodes of that level give their children's distribution
@@ -403,12 +417,10 @@ public final class SpeculativeDecoder {
                             }
                         }
                     }
-                    try (Tensor logits = Tensor.allocate(DType.F32, logitRows.length, vocab)) {
-                        draft.forward(batch, toks, pos, treeParents, logitRows, logits);
-                        draftPasses++;
-                        drawChildren(running, t, step, tokens, ancestors, logits, parentNodes, internal.size(),
-                                draftProbs);
-                    }
+                    Tensor logits = buffers.matrix(LOGITS, logitRows.length, vocab);
+                    draft.forward(batch, toks, pos, treeParents, logitRows, logits);
+                    draftPasses++;
+                    drawChildren(running, t, step, tokens, ancestors, logits, parentNodes, internal.size(), draftProbs);
                     fed.addAll(feed);
                 }
                 draftNanos += System.nanoTime() - d0;
@@ -434,7 +446,7 @@ public final class SpeculativeDecoder {
                         if (treeParents != null) treeParents[o + 1 + j] = t.parent(j) + 1;
                     }
                 }
-                targetLogits = Tensor.allocate(DType.F32, (long) b * (n + 1), vocab);
+                Tensor targetLogits = buffers.matrix(TARGET, (long) b * (n + 1), vocab);
                 long t0 = System.nanoTime();
                 target.forward(batch, toks, pos, treeParents, null, targetLogits);
                 long targetTime = System.nanoTime() - t0;
@@ -447,7 +459,8 @@ public final class SpeculativeDecoder {
                 for (int i = 0; i < b; i++) streams[i] = Decoding.stream(running.get(i).index, step, 0);
                 Verifier.Result res;
                 if (sampling.hasRepetitionPenalty()) {
-                    try (Tensor probs = Tensor.allocate(DType.F32, (long) b * (n + 1), vocab)) {
+                    {
+                        Tensor probs = buffers.matrix(TARGET_PROBS, (long) b * (n + 1), vocab);
                         int[][] history = new int[b * (n + 1)][];
                         long[] dummy = new long[b * (n + 1)];
                         for (int i = 0; i < b; i++) {
@@ -509,9 +522,6 @@ public final class SpeculativeDecoder {
                     costTarget = Double.isNaN(costTarget) ? targetTime : 0.9 * costTarget + 0.1 * targetTime;
                     costDraft = Double.isNaN(costDraft) ? draftCost : 0.9 * costDraft + 0.1 * draftCost;
                 }
-            } finally {
-                if (draftProbs != null) draftProbs.close();
-                if (targetLogits != null) targetLogits.close();
             }
         }
 
@@ -541,7 +551,8 @@ public final class SpeculativeDecoder {
             }
             // child 0 of every parent, from q; q is kept as the parent's draft row
             float[][] q = new float[rows][];
-            try (Tensor probs = Tensor.allocate(DType.F32, rows, vocab)) {
+            {
+                Tensor probs = buffers.matrix(PROBS, rows, vocab);
                 long[] streams = new long[rows];
                 for (int r = 0; r < rows; r++)
                     streams[r] = Decoding.stream(running.get(r / perSequence).index, step,
@@ -573,8 +584,9 @@ public final class SpeculativeDecoder {
                         logOf(q[r], in, x * vocab);
                         s2[x] = streams[r];
                     }
-                    try (Tensor inT = Tensor.of(in, redraw.size(), vocab)) {
-                        int[] again = Sampler.sample(inT, SamplingParams.temperature(1f), seed, s2);
+                    {
+                        int[] again = Sampler.sample(buffers.of(SCRATCH, in, redraw.size(), vocab),
+                                SamplingParams.temperature(1f), seed, s2);
                         for (int x = 0; x < redraw.size(); x++) {
                             int r = redraw.get(x);
                             tokens[r / perSequence][t.children(parentNodes[r])[0]] = again[x];
@@ -604,8 +616,9 @@ public final class SpeculativeDecoder {
                     }
                 }
                 SamplingParams params = withoutReplacement ? SamplingParams.temperature(1f) : sampling;
-                try (Tensor inT = Tensor.of(in, k, vocab)) {
-                    int[] drawn = Sampler.sample(inT, new SamplingParams[] {params}, seed, streams, hist, null);
+                {
+                    int[] drawn = Sampler.sample(buffers.of(SCRATCH, in, k, vocab), new SamplingParams[] {params}, seed,
+                            streams, hist, null);
                     for (int x = 0; x < k; x++) {
                         int r = which.get(x);
                         tokens[r / perSequence][t.children(parentNodes[r])[c]] = drawn[x];
@@ -614,9 +627,24 @@ public final class SpeculativeDecoder {
             }
         }
 
-        /** Greedy children: the parent's most likely tokens (after the repetition penalty), best first. */
+        /**
+         * Greedy children: the parent's most likely tokens (after the repetition penalty), best first, ties to
+         * the lowest id (as {@link Sampler} breaks them).
+         */
         void drawGreedy(List<State> running, DraftTree t, int[][] tokens, int[][] ancestors, Tensor logits,
                         int[] parentNodes, int perSequence) {
+            boolean single = true;
+            for (int p : parentNodes) single &= t.children(p).length == 1;
+            if (single) { // a chain: the native argmax (after the penalty), no row copied to Java
+                int rows = parentNodes.length;
+                int[][] history = sampling.hasRepetitionPenalty() ? new int[rows][] : null;
+                for (int r = 0; history != null && r < rows; r++)
+                    history[r] = historyAt(running.get(r / perSequence), tokens[r / perSequence], ancestors,
+                            parentNodes[r]);
+                int[] best = Sampler.sample(logits, new SamplingParams[] {sampling}, seed, new long[rows], history, null);
+                for (int r = 0; r < rows; r++) tokens[r / perSequence][t.children(parentNodes[r])[0]] = best[r];
+                return;
+            }
             for (int r = 0; r < parentNodes.length; r++) {
                 int seqIdx = r / perSequence;
                 int p = parentNodes[r];

@@ -124,6 +124,7 @@ public final class Verifier {
      */
     public static Result verify(DraftTree tree, int[][] draftTokens, Distribution draft, Distribution target,
                                 boolean greedy, long seed, long[] streams, boolean withoutReplacement) {
+        Native.ensureLoaded(); // the bindings look symbols up in what the loader loaded
         Checks.notNull(tree, "tree");
         Checks.notNull(target, "target");
         int t = tree.nodes();

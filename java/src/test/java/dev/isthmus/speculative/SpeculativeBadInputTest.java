@@ -73,6 +73,9 @@ class SpeculativeBadInputTest {
             refused(IllegalArgumentException.class, "max", () -> builder.adaptiveDraftLength(4, 2));
             refused(IllegalArgumentException.class, "draftCostRatio", () -> builder.adaptiveDraftLength(1, 2, -1));
             refused(IllegalArgumentException.class, "tree", () -> builder.tree(null));
+            int[] wide = new int[256];
+            java.util.Arrays.fill(wide, -1);
+            refused(IllegalArgumentException.class, "257 rows", () -> builder.tree(DraftTree.of(wide)));
             refused(IllegalArgumentException.class, "sampling", () -> builder.sampling(null));
             refused(IllegalArgumentException.class, "topK", () -> SpeculativeDecoder.builder(a, c)
                     .tree(DraftTree.branching(3)).sampling(SamplingParams.temperature(1f).withTopK(2))

@@ -60,7 +60,7 @@ class SpeculativeSamplerTest {
     @Test
     void distributionsAndTokensMatchTheDoubleReference() {
         SplittableRandom r = new SplittableRandom(2);
-        for (int vocab : new int[] {1, 2, 7, 50, 257}) {
+        for (int vocab : new int[] {1, 2, 7, 50, 257, 3001}) {
             int rows = 40;
             float[] logits = randomLogits(r, rows, vocab, 2.0);
             if (vocab > 2) logits[3 * vocab + 1] = Float.NEGATIVE_INFINITY; // allowed: never chosen
@@ -103,10 +103,11 @@ class SpeculativeSamplerTest {
     /** True when float rounding could put a token on either side of a top-p or min-p cut. */
     static boolean borderline(float[] row, SamplingParams p, int[] history) {
         if (p.isGreedy()) return false;
-        SamplingParams wider = new SamplingParams(p.temperature(), p.topK(), Math.min(1f, p.topP() + 1e-4f),
-                Math.max(0f, p.minP() - 1e-4f), p.repetitionPenalty());
-        SamplingParams narrower = new SamplingParams(p.temperature(), p.topK(), p.topP() < 1 ? p.topP() - 1e-4f : 1f,
-                p.minP() > 0 ? p.minP() + 1e-4f : 0f, p.repetitionPenalty());
+        float dp = 4e-6f, dm = 1e-5f; // beyond the float rounding of the kernel's sums
+        SamplingParams wider = new SamplingParams(p.temperature(), p.topK(), Math.min(1f, p.topP() + dp),
+                Math.max(0f, p.minP() - dm), p.repetitionPenalty());
+        SamplingParams narrower = new SamplingParams(p.temperature(), p.topK(), p.topP() < 1 ? p.topP() - dp : 1f,
+                p.minP() > 0 ? p.minP() + dm : 0f, p.repetitionPenalty());
         double[] a = SpecReference.distribution(row, wider, history), b = SpecReference.distribution(row, narrower, history);
         for (int v = 0; v < row.length; v++) if ((a[v] > 0) != (b[v] > 0)) return true;
         return false;

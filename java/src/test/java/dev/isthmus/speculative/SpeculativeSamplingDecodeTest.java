@@ -56,31 +56,52 @@ class SpeculativeSamplingDecodeTest {
         }
     }
 
-    /** softmax(logits / t) of the reference model after these tokens, in double. */
-    static double[] targetDistribution(SpecTestModel ref, int[] tokens, float temperature) {
+    /** The distribution the reference model gives after these tokens under p (history: the tokens), in double. */
+    static double[] targetDistribution(SpecTestModel ref, int[] tokens, SamplingParams p) {
         try (Sequence seq = ref.cache().newSequence(); Tensor logits = Tensor.allocate(DType.F32, 1, V)) {
             Batch b = Batch.of(seq, tokens.length);
             ref.cache().extend(b);
             ref.forward(b, tokens, b.positions(), null, new int[] {tokens.length - 1}, logits);
-            return SpecReference.distribution(logits.toFloatArray(), SamplingParams.temperature(temperature), null);
+            return SpecReference.distribution(logits.toFloatArray(), p, tokens);
         }
     }
 
     @Test
     void emittedTokensFollowTheTarget() {
+        checkFirstTwoTokens(SamplingParams.temperature(1.5f), 12, false);
+    }
+
+    @Test
+    void emittedTokensFollowTheFilteredPenalizedTarget() {
+        checkFirstTwoTokens(SamplingParams.temperature(1.2f).withTopP(0.97f).withRepetitionPenalty(1.4f), 13, false);
+    }
+
+    /**
+     * Top-p 0.6 often keeps fewer draft tokens than a node of branching(3, 1) has children: those nodes draw
+     * their distinct children from 0.999 q + 0.001 uniform, which must leave the output exact.
+     */
+    @Test
+    void emittedTokensFollowTheTargetWhenTheDraftKeepsFewerTokensThanSiblings() {
+        checkFirstTwoTokens(SamplingParams.temperature(1f).withTopP(0.6f), 14, true);
+    }
+
+    /**
+     * One prompt in 200 sequences, 12 seeds (chains, trees with and without replacement): the first emitted token
+     * against the target's distribution after the prompt, the second against the one after prompt + first.
+     */
+    static void checkFirstTwoTokens(SamplingParams p, long seed0, boolean onlyWithoutReplacement) {
         int copies = 200, seeds = 12;
         int[] prompt = {3, 17, 5, 30, 8};
-        SamplingParams p = SamplingParams.temperature(1.5f);
-        try (SpecTestModel target = SpecTestModel.withCache(V, 12, 0, 0, copies, 64);
+        try (SpecTestModel target = SpecTestModel.withCache(V, seed0, 0, 0, copies, 64);
              SpecTestModel draft = SpecTestModel.withCache(V, 99, 0, 0, copies, 64);
-             SpecTestModel ref = SpecTestModel.of(V, 12); SpecTestModel refDraft = SpecTestModel.of(V, 99)) {
+             SpecTestModel ref = SpecTestModel.of(V, seed0); SpecTestModel refDraft = SpecTestModel.of(V, 99)) {
             List<int[]> prompts = new ArrayList<>();
             for (int i = 0; i < copies; i++) prompts.add(prompt);
             long[] first = new long[V];
             long[][] second = new long[V][V];
             for (int seed = 0; seed < seeds; seed++) {
                 SpeculativeDecoder.Builder b = SpeculativeDecoder.builder(target, draft).sampling(p).seed(seed);
-                SpeculativeDecoder d = switch (seed % 3) {
+                SpeculativeDecoder d = switch (onlyWithoutReplacement ? 2 : seed % 3) {
                     case 0 -> b.draftLength(3).build();
                     case 1 -> b.tree(DraftTree.branching(2, 2)).build();
                     default -> b.tree(DraftTree.branching(3, 1)).withoutReplacement(true).build();
@@ -90,7 +111,7 @@ class SpeculativeSamplingDecodeTest {
                     second[t[0]][t[1]]++;
                 }
             }
-            double[] p1 = targetDistribution(ref, prompt, p.temperature());
+            double[] p1 = targetDistribution(ref, prompt, p);
             double[] c1 = SpecReference.chiSquare(first, p1);
             double pv1 = SpecReference.pValue(c1[0], c1[1]);
             double stat2 = 0, dof2 = 0;
@@ -99,19 +120,19 @@ class SpeculativeSamplingDecodeTest {
                 if (n < 50) continue;
                 int[] ctx = Arrays.copyOf(prompt, prompt.length + 1);
                 ctx[prompt.length] = x;
-                double[] c = SpecReference.chiSquare(second[x], targetDistribution(ref, ctx, p.temperature()));
+                double[] c = SpecReference.chiSquare(second[x], targetDistribution(ref, ctx, p));
                 stat2 += c[0];
                 dof2 += c[1];
             }
             double pv2 = SpecReference.pValue(stat2, dof2);
-            double[] power = SpecReference.chiSquare(first, targetDistribution(refDraft, prompt, p.temperature()));
+            double[] power = SpecReference.chiSquare(first, targetDistribution(refDraft, prompt, p));
             double pPower = SpecReference.pValue(power[0], power[1]);
-            System.out.printf("decode first token: chi2 %.2f, dof %.0f, p %.3f | second | first: chi2 %.2f, dof %.0f, "
-                    + "p %.3f | vs draft: chi2 %.0f, p %.1e (%d sequences)%n", c1[0], c1[1], pv1, stat2, dof2, pv2,
+            System.out.printf("decode %s first token: chi2 %.2f, dof %.0f, p %.3f | second | first: chi2 %.2f, dof %.0f, "
+                    + "p %.3f | vs draft: chi2 %.0f, p %.1e (%d sequences)%n", p, c1[0], c1[1], pv1, stat2, dof2, pv2,
                     power[0], pPower, copies * seeds);
-            assertTrue(pv1 > 1e-3, "first token: chi2 " + c1[0] + " dof " + c1[1] + " p " + pv1);
-            assertTrue(dof2 >= 10 && pv2 > 1e-3, "second token: chi2 " + stat2 + " dof " + dof2 + " p " + pv2);
-            assertTrue(pPower < 1e-6, "the test cannot tell the draft from the target: p " + pPower);
+            assertTrue(pv1 > 1e-3, p + ", first token: chi2 " + c1[0] + " dof " + c1[1] + " p " + pv1);
+            assertTrue(dof2 >= (onlyWithoutReplacement ? 2 : 10) && pv2 > 1e-3, p + ", second token: chi2 " + stat2 + " dof " + dof2 + " p " + pv2);
+            assertTrue(pPower < 1e-6, p + ": the test cannot tell the draft from the target: p " + pPower);
         }
     }
 }
