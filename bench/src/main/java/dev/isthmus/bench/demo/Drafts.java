@@ -29,8 +29,10 @@ public final class Drafts {
         public enum Kind { SKIP, PRUNED, PRUNED24 }
 
         /**
-         * "skip:L" (the first L layers... see {@link #pickLayers}), "pruned:L:S" (L layers, sparsity S of
-         * the layer GEMMs, head dense) or "pruned:L:S:H" (head pruned to sparsity H), "pruned24:L" (2:4).
+         * "skip:L" (L of the target's layers, chosen by {@link Drafts#pickLayers}, dense), "pruned:L:S" (those
+         * layers' GEMMs int8 CSR at sparsity S, head dense), "pruned:L:S:H" (the head pruned to sparsity H
+         * too: measured to ruin agreement, kept for the experiment), "pruned24:L" (int8 2:4). L defaults to
+         * a quarter of the target's layers.
          */
         public static Spec parse(String s, int targetLayers) {
             String[] p = s.split(":");

@@ -31,8 +31,8 @@ import java.util.stream.IntStream;
  *       branch adds about {@code branchGain / sqrt(2 layers)} of the stream's rms and all of them together
  *       about {@code branchGain};</li>
  *   <li>LM head: std {@code logitScale / sqrt(dim)}: logits of std {@code logitScale} over the vocabulary
- *       (a final logit scale folded into the head), so the softmax is peaked: with the default 4, the top
- *       token of a 32K vocabulary has a probability around 0.3-0.6, and greedy and temperature decoding
+ *       (a final logit scale folded into the head), so the softmax is peaked: with std 4, {@code exp(logit)}
+ *       is dominated by the few largest logits of the row, and greedy and temperature decoding
  *       have structure;</li>
  *   <li>norm weights 1.</li>
  * </ul>
