@@ -7,6 +7,7 @@
 
 #include <immintrin.h>
 
+#include "core/exp_avx2.h"
 #define INLINE static inline __attribute__((always_inline))
 
 
@@ -21,30 +22,12 @@ INLINE __m256 ld8(int dt, const uint8_t *p) {
     }
 }
 
-INLINE __m256 exp_neg(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(-87.33654f);
-    __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
-    x = _mm256_max_ps(x, lo);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
-}
 
 INLINE __m256 softcap8(__m256 x, float cap) {
     __m256 y = _mm256_mul_ps(x, _mm256_set1_ps(1.0f / cap));
     __m256 sgnmask = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
     __m256 ay = _mm256_andnot_ps(sgnmask, y);
-    __m256 e = exp_neg(_mm256_mul_ps(ay, _mm256_set1_ps(-2.0f)));
+    __m256 e = isthmus__exp_neg8(_mm256_mul_ps(ay, _mm256_set1_ps(-2.0f)));
     __m256 t = _mm256_div_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), e), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
     t = _mm256_or_ps(t, _mm256_and_ps(y, sgnmask));
     return _mm256_mul_ps(t, _mm256_set1_ps(cap));
@@ -231,7 +214,7 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
         for (int gi = 0; gi < ng; gi++)
             for (int hh = 0; hh < 2; hh++) {
                 int off = r * KC + gi * 16 + 8 * hh;
-                __m256 p = exp_neg(_mm256_sub_ps(_mm256_load_ps(S + off), vm));
+                __m256 p = isthmus__exp_neg8(_mm256_sub_ps(_mm256_load_ps(S + off), vm));
                 sum = _mm256_add_ps(sum, p);
                 if (dt == S8) p = _mm256_mul_ps(p, _mm256_loadu_ps(g[gi].vs + 8 * hh));
                 _mm256_store_ps(P + off, p);

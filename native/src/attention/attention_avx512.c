@@ -11,6 +11,7 @@
 
 #include "core/simd.h"
 
+#include "core/exp_avx512.h"
 #define INLINE static inline __attribute__((always_inline))
 
 
@@ -27,31 +28,12 @@ INLINE __m512 ld16(int dt, const uint8_t *p) {
     }
 }
 
-/* exp(x) for x <= 0 (or -inf): Cephes-style range reduction and a degree-6 polynomial, |rel err| < 2 ulp;
- * 0 below -87.3 (where f32 exp is subnormal). */
-INLINE __m512 exp_neg(__m512 x) {
-    const __m512 lo = _mm512_set1_ps(-87.33654f);
-    __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
-    x = _mm512_max_ps(x, lo);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
-}
 
 /* cap * tanh(x / cap) as cap * (1 - e) / (1 + e) * sign, e = exp(-2|x|/cap). */
 INLINE __m512 softcap16(__m512 x, float cap) {
     __m512 y = _mm512_mul_ps(x, _mm512_set1_ps(1.0f / cap));
     __m512 ay = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(y), _mm512_set1_epi32(0x7fffffff)));
-    __m512 e = exp_neg(_mm512_mul_ps(ay, _mm512_set1_ps(-2.0f)));
+    __m512 e = isthmus__exp_neg16(_mm512_mul_ps(ay, _mm512_set1_ps(-2.0f)));
     __m512 t = _mm512_div_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), e), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
     __m512 sgn = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(y), _mm512_set1_epi32((int)0x80000000u)));
     t = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), _mm512_castps_si512(sgn)));
@@ -198,7 +180,7 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
         corr[r] = expf(m[r] - mn);
         __m512 vm = _mm512_set1_ps(mn), sum = _mm512_setzero_ps();
         for (int gi = 0; gi < ng; gi++) {
-            __m512 p = exp_neg(_mm512_sub_ps(_mm512_load_ps(S + r * KC + gi * 16), vm));
+            __m512 p = isthmus__exp_neg16(_mm512_sub_ps(_mm512_load_ps(S + r * KC + gi * 16), vm));
             sum = _mm512_add_ps(sum, p);
             if (dt == S8) p = _mm512_mul_ps(p, _mm512_loadu_ps(g[gi].vs));
             _mm512_store_ps(P + r * KC + gi * 16, p);

@@ -3,6 +3,7 @@
 
 #include <immintrin.h>
 
+#include "../core/exp_avx2.h"
 #define INLINE static inline __attribute__((always_inline))
 
 static void rmsnorm_row_avx2(float *x, const float *r, const float *w, float eps, float *y, int64_t n) {
@@ -63,29 +64,10 @@ static void rmsnorm_row_avx2(float *x, const float *r, const float *w, float eps
     for (; j < n; j++) y[j] = x[j] * inv * w[j];
 }
 
-/* exp(x) for x <= 0: Cephes range reduction and a degree-6 polynomial (< 2 ulp); 0 below -87.3. */
-INLINE __m256 exp_neg8(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(-87.33654f);
-    __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
-    x = _mm256_max_ps(x, lo);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
-}
 
 INLINE __m256 swiglu8(__m256 g, __m256 u) {
     const __m256 sgn = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u)), one = _mm256_set1_ps(1.0f);
-    __m256 e = exp_neg8(_mm256_or_ps(g, sgn)); /* exp(-|g|) */
+    __m256 e = isthmus__exp_neg8(_mm256_or_ps(g, sgn)); /* exp(-|g|) */
     __m256 num = _mm256_blendv_ps(one, e, g); /* sign bit of g set: e, else 1 */
     __m256 sig = _mm256_div_ps(num, _mm256_add_ps(one, e));
     return _mm256_mul_ps(_mm256_mul_ps(g, sig), u);

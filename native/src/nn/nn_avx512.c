@@ -4,6 +4,7 @@
 
 #include "../core/simd.h"
 
+#include "../core/exp_avx512.h"
 #define INLINE static inline __attribute__((always_inline))
 
 static void rmsnorm_row_avx512(float *x, const float *r, const float *w, float eps, float *y, int64_t n) {
@@ -60,29 +61,11 @@ static void rmsnorm_row_avx512(float *x, const float *r, const float *w, float e
     for (; j < n; j++) y[j] = x[j] * inv * w[j];
 }
 
-/* exp(x) for x <= 0: Cephes range reduction and a degree-6 polynomial (< 2 ulp); 0 below -87.3. */
-INLINE __m512 exp_neg16(__m512 x) {
-    const __m512 lo = _mm512_set1_ps(-87.33654f);
-    __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
-    x = _mm512_max_ps(x, lo);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
-}
 
 INLINE __m512 swiglu16(__m512 g, __m512 u) {
     const __m512 one = _mm512_set1_ps(1.0f);
     const __m512i sgn = _mm512_set1_epi32((int)0x80000000u);
-    __m512 e = exp_neg16(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(g), sgn))); /* exp(-|g|) */
+    __m512 e = isthmus__exp_neg16(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(g), sgn))); /* exp(-|g|) */
     __mmask16 neg = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
     __m512 num = _mm512_mask_blend_ps(neg, one, e);
     __m512 sig = _mm512_div_ps(num, _mm512_add_ps(one, e));
