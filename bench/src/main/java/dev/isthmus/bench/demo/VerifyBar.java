@@ -30,7 +30,8 @@ import java.util.Locale;
  *       draft's [32, V] probabilities (sampling), and greedy.</li>
  * </ul>
  * The logits are real: the target's for the step, and the draft's from another step of the same target
- * over different tokens (so the draft disagrees as a real one does).
+ * over different tokens (a draft that disagrees: every walk stops at the first token), or the target's own
+ * rows (a draft that agrees: every walk goes to the leaf and draws the bonus token).
  */
 final class VerifyBar {
     private VerifyBar() {}
@@ -85,16 +86,15 @@ final class VerifyBar {
             }
 
             // a draft that agrees: the target's own rows b*5 + j (every token accepted, the walk goes to the leaf)
+            double[] agreeSample = new double[reps], agreeVerify = new double[reps];
+            int[] agreeAccepted = new int[K + 1];
             try (Tensor agreeing = Tensor.allocate(DType.F32, BATCH * K, v)) {
                 for (int b = 0; b < BATCH; b++)
                     for (int j = 0; j < K; j++)
                         java.lang.foreign.MemorySegment.copy(targetLogits.segment(), (long) (b * (K + 1) + j) * v * 4,
                                 agreeing.segment(), (long) (b * K + j) * v * 4, (long) v * 4);
-                double[] s2 = new double[reps], v2 = new double[reps];
-                int[] acc2 = new int[K + 1];
-                timeSampling(agreeing, draftProbs, targetLogits, o.seed() + 99, reps, s2, v2, acc2, v);
-                agreeingResult = new double[][] {s2, v2};
-                agreeingAccepted = acc2;
+                timeSampling(agreeing, draftProbs, targetLogits, o.seed() + 99, reps, agreeSample, agreeVerify,
+                        agreeAccepted, v);
             }
 
             SamplingParams sampling = SamplingParams.temperature(0.8f), greedy = SamplingParams.greedy();
@@ -141,20 +141,17 @@ final class VerifyBar {
             row("sampling T=0.8: 4 x sample [8, V] with probabilities", sampleS, f);
             row("sampling T=0.8: verify [40, V] logits vs [32, V] probs", verifyS, f);
             row("sampling T=0.8: total", sum(sampleS, verifyS), f);
-            row("sampling T=0.8, agreeing draft: 4 x sample [8, V]", agreeingResult[0], f);
-            row("sampling T=0.8, agreeing draft: verify", agreeingResult[1], f);
-            row("sampling T=0.8, agreeing draft: total", sum(agreeingResult[0], agreeingResult[1]), f);
+            row("sampling T=0.8, agreeing draft: 4 x sample [8, V]", agreeSample, f);
+            row("sampling T=0.8, agreeing draft: verify", agreeVerify, f);
+            row("sampling T=0.8, agreeing draft: total", sum(agreeSample, agreeVerify), f);
             row("greedy: 4 x sample [8, V] (argmax)", sampleG, f);
             row("greedy: verify [40, V] logits", verifyG, f);
             row("greedy: total", sum(sampleG, verifyG), f);
             System.out.println("accepted draft tokens per sequence, histogram 0..4 over repetitions x 8 sequences: draft = "
-                    + "another step's logits " + Arrays.toString(accepted) + ", agreeing draft " + Arrays.toString(agreeingAccepted));
+                    + "another step's logits " + Arrays.toString(accepted) + ", agreeing draft " + Arrays.toString(agreeAccepted));
             for (Sequence s : seqs) s.close();
         }
     }
-
-    private static double[][] agreeingResult;
-    private static int[] agreeingAccepted;
 
     /** Draft sampling (4 x [8, V] with probabilities) then sampling verification, reps + 1 times (first: warm-up). */
     private static void timeSampling(Tensor draftLogits, Tensor draftProbs, Tensor targetLogits, long seed0, int reps,
