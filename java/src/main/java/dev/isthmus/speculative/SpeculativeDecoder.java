@@ -52,13 +52,17 @@ import java.util.List;
  *
  * <p><b>Draft length.</b> Fixed ({@link Builder#draftLength}), a fixed {@link Builder#tree}, or adaptive
  * ({@link Builder#adaptiveDraftLength(int, int)}): a chain whose length {@code k} is chosen before each
- * step to maximize the expected tokens per unit of cost {@code (1 - a^(k+1)) / ((1 - a) (c_t + k c_d))},
+ * step to maximize the expected tokens per unit of cost {@code (1 - a^(k+1)) / ((1 - a) (c_t(k) + k c_d))},
  * with {@code a} an exponential moving average (decay 0.9 per step, prior 0.7 worth two tokens) of the
  * per-token acceptance rate (accepted tokens over accepted tokens plus first rejections, averaged over the
- * batch), clamped to {@code [0, 0.99]}, and {@code c_t}, {@code c_d} moving averages (decay 0.9) of the
- * measured time of one target pass and one draft pass (the ratio {@code c_d / c_t} is taken as 0.1 until
- * both are measured, or fixed by {@link Builder#adaptiveDraftLength(int, int, double)}); the best
- * {@code k} in {@code [min, max]} wins, the shortest on ties. A step never drafts more tokens than the longest
+ * batch), clamped to {@code [0, 0.99]}, {@code c_d} a moving average (decay 0.9) of the measured time of one
+ * draft pass, and {@code c_t(k)} moving averages of the measured target pass per length {@code k}: the
+ * target pass over {@code B (k + 1)} rows costs about the same for every k when it is memory-bound (one
+ * sequence) and grows with k when it is compute-bound (a batch on few cores), so lengths not measured yet
+ * are estimated from the measured ones and a neighbour of the best length is tried once to learn the slope
+ * (the rule is {@code DraftLengthRule}'s). Until anything is measured, or with a ratio fixed by
+ * {@link Builder#adaptiveDraftLength(int, int, double)}, the cost is {@code 1 + k c_d / c_t} with the ratio
+ * 0.1 (or the fixed one). The best {@code k} in {@code [min, max]} wins, the shortest on ties. A step never drafts more tokens than the longest
  * remaining budget needs ({@code maxNewTokens - generated - 1}, at least 1).
  *
  * <p><b>Randomness.</b> Every draw comes from a Philox stream named by (sequence index, step, use):
@@ -256,7 +260,11 @@ public final class SpeculativeDecoder {
         long targetNanos, draftNanos, verifyNanos;
         // adaptive draft length
         double accSuccess = 1.4, accTrials = 2.0;   // prior a = 0.7, weight of 2 trials
-        double costTarget = Double.NaN, costDraft = Double.NaN;
+        double costDraft = Double.NaN;
+        final double[] costTarget = new double[maxK + 1];   // per chain length; NaN: not measured
+        {
+            java.util.Arrays.fill(costTarget, Double.NaN);
+        }
         /** Slots: draft logits, sampled probabilities, draft rows, target logits, sampler inputs, target probs. */
         static final int LOGITS = 0, PROBS = 1, DRAFT = 2, TARGET = 3, SCRATCH = 4, TARGET_PROBS = 5;
         final Decoding.Buffers buffers = new Decoding.Buffers(6);
@@ -315,18 +323,7 @@ public final class SpeculativeDecoder {
             int k = minK;
             if (maxK > minK) {
                 double a = Math.min(0.99, Math.max(0.0, accSuccess / accTrials));
-                double ratio = !Double.isNaN(costRatio) ? costRatio
-                        : Double.isNaN(costTarget) || Double.isNaN(costDraft) || costTarget <= 0 ? 0.1
-                        : costDraft / costTarget;
-                double best = -1;
-                for (int c = minK; c <= maxK; c++) {
-                    double expected = (1 - Math.pow(a, c + 1)) / (1 - a);
-                    double value = expected / (1 + c * ratio);
-                    if (value > best + 1e-12) {
-                        best = value;
-                        k = c;
-                    }
-                }
+                k = DraftLengthRule.choose(minK, maxK, a, costDraft, costTarget, costRatio);
             }
             return Math.max(1, Math.min(k, budget));
         }
@@ -519,7 +516,8 @@ public final class SpeculativeDecoder {
                 if (maxK > minK) {
                     accSuccess = 0.9 * accSuccess + success / b;
                     accTrials = 0.9 * accTrials + trials / b;
-                    costTarget = Double.isNaN(costTarget) ? targetTime : 0.9 * costTarget + 0.1 * targetTime;
+                    int k = t.nodes();
+                    costTarget[k] = Double.isNaN(costTarget[k]) ? targetTime : 0.9 * costTarget[k] + 0.1 * targetTime;
                     costDraft = Double.isNaN(costDraft) ? draftCost : 0.9 * costDraft + 0.1 * draftCost;
                 }
             }
