@@ -25,14 +25,6 @@
 #include <cblas.h>
 #endif
 
-static uint64_t rs = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void) {
-    uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double unit(void) { return (double)(rnd() >> 11) * 0x1.0p-53; }
 static void *amalloc(size_t bytes) {
     void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!p) { fprintf(stderr, "out of memory (%zu bytes)\n", bytes); exit(1); }

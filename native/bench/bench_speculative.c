@@ -21,14 +21,6 @@
 
 #include "bench_time.h"
 
-static uint64_t rs = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void) {
-    uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double unit(void) { return (double)(rnd() >> 11) * 0x1.0p-53; }
 static float gauss(void) {
     double g = 0.0;
     for (int j = 0; j < 4; j++) g += unit() - 0.5;
