@@ -129,6 +129,18 @@ final class Decoding {
     }
 
     /** Closes every sequence that was created, keeping the first failure. */
+    /**
+     * The end of a generate call, failed or not: closes every sequence ({@link #closeAll}), then the
+     * buffers; a failure while closing is added to {@code primary} when there is one.
+     */
+    static void release(List<State> states, Throwable primary, Buffers buffers) {
+        try {
+            closeAll(states, primary);
+        } finally {
+            buffers.close();
+        }
+    }
+
     static void closeAll(List<State> states, Throwable primary) {
         RuntimeException first = null;
         for (State s : states) {

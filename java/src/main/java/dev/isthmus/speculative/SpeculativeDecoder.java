@@ -304,11 +304,7 @@ public final class SpeculativeDecoder {
                 failure = e;
                 throw e;
             } finally {
-                try {
-                    Decoding.closeAll(states, failure);
-                } finally {
-                    buffers.close();
-                }
+                Decoding.release(states, failure, buffers);
             }
             List<int[]> out = new ArrayList<>();
             for (State s : states) out.add(s.newTokens());
