@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 /** Bumped on every incompatible change of this header; the Java loader refuses a mismatch. */
-#define ISTHMUS_ABI_VERSION 4
+#define ISTHMUS_ABI_VERSION 5
 
 /* ---------------------------------------------------------------- status and errors ------ */
 
@@ -54,6 +54,39 @@ const char *isthmus_version(void);
 /** Threads used by multi-threaded kernels (1..1024); the default is the number of online CPUs. */
 isthmus_status isthmus_set_num_threads(int32_t num_threads);
 int32_t isthmus_get_num_threads(void);
+
+/* ---------------------------------------------------------------- memory accounting ------ */
+
+/**
+ * What the library has allocated itself. The caller owns every other buffer (tensors, packed weights,
+ * KV cache state and pools); the library's own memory is the thread pool, per-call scratch (freed before
+ * the call returns) and one scratch buffer per calling thread (kept for reuse, freed when the thread exits
+ * or by isthmus_release_thread_scratch). Process-wide counters, updated atomically; a snapshot taken while
+ * other threads are inside calls is approximate.
+ */
+typedef struct isthmus_memory_stats {
+    int64_t live_bytes;    /* allocated now                                                    */
+    int64_t live_allocs;   /* allocations not yet freed                                        */
+    int64_t peak_bytes;    /* highest live_bytes since load                                    */
+    int64_t total_allocs;  /* allocations since load                                           */
+    int64_t total_frees;   /* frees since load                                                 */
+    int64_t failed_allocs; /* allocations refused (out of memory, or isthmus_set_alloc_failure) */
+    int64_t scratch_bytes; /* part of live_bytes held by per-thread scratch buffers            */
+    int64_t pool_threads;  /* worker threads alive                                             */
+} isthmus_memory_stats;
+
+isthmus_status isthmus_get_memory_stats(isthmus_memory_stats *out);
+
+/** Frees the calling thread's scratch buffer now (the next call that needs one allocates it again). */
+isthmus_status isthmus_release_thread_scratch(void);
+
+/**
+ * For tests of the out-of-memory paths: after `after` more successful allocations, every allocation the
+ * library makes fails (the call returns ISTHMUS_ERR_OUT_OF_MEMORY, or runs single-threaded where the thread
+ * pool could not be made) until this is called again with -1, which restores normal allocation.
+ * Process-wide; never set it in production.
+ */
+isthmus_status isthmus_set_alloc_failure(int64_t after);
 
 /* ---------------------------------------------------------------- ISA dispatch ----------- */
 

@@ -187,7 +187,7 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
     if (a->out == a->q && a->ldo != a->ldq)
         return FAIL_ARG("%s: out is q but ldo = %lld != ldq = %lld", __func__, (long long)a->ldo, (long long)a->ldq);
 
-    int64_t *tok0 = malloc((size_t)a->n_seqs * 8);
+    int64_t *tok0 = isthmus__alloc((size_t)a->n_seqs * 8);
     if (!tok0) return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", __func__);
     const int32_t ratio = a->q_heads / cfg->kv_heads;
     int64_t total = 0, nitems = 0, nparts = 0;
@@ -229,7 +229,7 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
     }
     uint64_t *anc = NULL;
     if (a->tree_parents) { /* ancestor sets: node u sees its parent's set and itself */
-        anc = calloc((size_t)total * ATTN_TREE_WORDS, 8);
+        anc = isthmus__calloc((size_t)total * ATTN_TREE_WORDS, 8);
         if (!anc) {
             st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", __func__);
             goto fail;
@@ -248,26 +248,26 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
                 w[u >> 6] |= (uint64_t)1 << (u & 63);
             }
         if (st) {
-            free(anc);
+            isthmus__free(anc);
             goto fail;
         }
     }
     const ATTENTION_kernel *kern = pick_kernel();
     if (!kern) {
-        free(anc);
+        isthmus__free(anc);
         st = isthmus__fail(ISTHMUS_ERR_INTERNAL, "%s: no attention kernel", __func__);
         goto fail;
     }
     attn_ctx c = {.a = a, .s = s, .kern = kern, .tok0 = tok0, .anc = anc, .ratio = ratio,
                   .part_floats = 2 * ATTN_MAX_ROWS + (int64_t)ATTN_MAX_ROWS * d};
-    c.items = malloc((size_t)nitems * sizeof(plan_item));
-    c.tiles = malloc((size_t)(nparts + 1) * sizeof(int64_t));
+    c.items = isthmus__alloc((size_t)nitems * sizeof(plan_item));
+    c.tiles = isthmus__alloc((size_t)(nparts + 1) * sizeof(int64_t));
     c.parts = nparts ? isthmus__aligned_alloc((size_t)(nparts * c.part_floats * 4)) : NULL;
     if (!c.items || !c.tiles || (nparts && !c.parts)) {
-        free(c.items);
-        free(c.tiles);
+        isthmus__free(c.items);
+        isthmus__free(c.tiles);
         isthmus__aligned_free(c.parts);
-        free(anc);
+        isthmus__free(anc);
         st = isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory for the work plan", __func__);
         goto fail;
     }
@@ -301,14 +301,14 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
     else isthmus__parallel_for(c.nitems, unit_task, &c);
     if (c.ntiles == 1) merge_task(&c, 0);
     else if (c.ntiles > 1) isthmus__parallel_for(c.ntiles, merge_task, &c);
-    free(c.items);
-    free(c.tiles);
+    isthmus__free(c.items);
+    isthmus__free(c.tiles);
     isthmus__aligned_free(c.parts);
-    free(anc);
-    free(tok0);
+    isthmus__free(anc);
+    isthmus__free(tok0);
     if (c.oom) return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch", __func__);
     return ISTHMUS_OK;
 fail:
-    free(tok0);
+    isthmus__free(tok0);
     return st;
 }

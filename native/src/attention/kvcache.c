@@ -506,11 +506,11 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
     isthmus_status st;
     if (a->rope.style != ISTHMUS_ROPE_NONE && (st = isthmus__rope_check(&a->rope, cfg->head_dim, __func__)))
         return st;
-    int64_t *row0 = malloc((size_t)a->n_seqs * 8);
-    uint8_t *seen = calloc((size_t)cfg->max_seqs, 1);
+    int64_t *row0 = isthmus__alloc((size_t)a->n_seqs * 8);
+    uint8_t *seen = isthmus__calloc((size_t)cfg->max_seqs, 1);
     if (!row0 || !seen) {
-        free(row0);
-        free(seen);
+        isthmus__free(row0);
+        isthmus__free(seen);
         return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", __func__);
     }
     int64_t total = 0;
@@ -544,7 +544,7 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
         row0[i] = total;
         total += n;
     }
-    free(seen);
+    isthmus__free(seen);
     if (!st && (!isthmus__extent_ok(total, a->ldk) || !isthmus__extent_ok(total, a->ldv)))
         st = FAIL_ARG("%s: k/v extents overflow", __func__);
     if (!st && a->positions)
@@ -555,7 +555,7 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
                 break;
             }
     if (st) {
-        free(row0);
+        isthmus__free(row0);
         return st;
     }
     write_ctx c = {.a = a, .s = s, .row0 = row0, .qk = isthmus__kernel(ISTHMUS_OP_QUANTIZE_S8, isthmus__isa_active())};
@@ -565,7 +565,7 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
     } else {
         isthmus__parallel_for(a->n_seqs, write_task, &c);
     }
-    free(row0);
+    isthmus__free(row0);
     if (c.bad == 2) return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", __func__);
     if (c.bad)
         return FAIL_ARG("%s: row %lld of k or v holds NaN or infinity, which an int8 KV cache cannot store "

@@ -70,7 +70,14 @@ typedef void (*isthmus_task_fn)(void *ctx, int64_t task);
 void isthmus__parallel_for(int64_t ntasks, isthmus_task_fn fn, void *ctx);
 int32_t isthmus__threads(void);
 
-/* ------------------------------------------------------------------ aligned scratch */
+int32_t isthmus__pool_workers(void); /* worker threads alive now */
+
+/* ------------------------------------------------------------------ allocation (status.c) */
+/* The library's only allocator: 64-byte aligned, counted (isthmus_get_memory_stats), and made to fail on
+ * demand by isthmus_set_alloc_failure. Never call malloc/calloc/free directly. NULL when out of memory. */
+void *isthmus__alloc(size_t bytes);
+void *isthmus__calloc(size_t n, size_t size); /* zeroed; NULL on overflow of n * size */
+void isthmus__free(void *p);                  /* NULL is a no-op */
 void *isthmus__aligned_alloc(size_t bytes);
 void isthmus__aligned_free(void *p);
 /* This thread's scratch buffer, at least `bytes`, 64-byte aligned; valid until the next call on the

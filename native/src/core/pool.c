@@ -30,6 +30,7 @@ typedef struct pool {
 } pool;
 
 static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int32_t workers_alive;  /* isthmus_get_memory_stats */
 static pool *the_pool;                 /* guarded by submit_lock */
 static _Atomic int32_t wanted_threads; /* 0 = default (online CPUs) */
 
@@ -100,21 +101,22 @@ static void pool_destroy(pool *p) {
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->m);
     for (int32_t i = 0; i < p->nworkers; i++) pthread_join(p->workers[i], NULL);
+    workers_alive -= p->nworkers;
     pthread_mutex_destroy(&p->m);
     pthread_cond_destroy(&p->cv_work);
     pthread_cond_destroy(&p->cv_done);
-    free(p->workers);
-    free(p);
+    isthmus__free(p->workers);
+    isthmus__free(p);
 }
 
 static pool *pool_create(int32_t nthreads) {
-    pool *p = calloc(1, sizeof *p);
+    pool *p = isthmus__calloc(1, sizeof *p);
     if (p == NULL) return NULL;
     p->requested = nthreads;
     p->nworkers = nthreads - 1;
-    p->workers = calloc((size_t)(p->nworkers > 0 ? p->nworkers : 1), sizeof(pthread_t));
+    p->workers = isthmus__calloc((size_t)(p->nworkers > 0 ? p->nworkers : 1), sizeof(pthread_t));
     if (p->workers == NULL) {
-        free(p);
+        isthmus__free(p);
         return NULL;
     }
     pthread_mutex_init(&p->m, NULL);
@@ -124,8 +126,11 @@ static pool *pool_create(int32_t nthreads) {
     for (; started < p->nworkers; started++)
         if (pthread_create(&p->workers[started], NULL, worker_main, p) != 0) break;
     p->nworkers = started; /* fewer threads if the OS refused some: still correct */
+    workers_alive += started;
     return p;
 }
+
+int32_t isthmus__pool_workers(void) { return workers_alive; }
 
 void isthmus__parallel_for(int64_t ntasks, isthmus_task_fn fn, void *ctx) {
     if (ntasks <= 0) return;

@@ -292,7 +292,7 @@ isthmus_status isthmus_prune_mask(const isthmus_prune_args *args) {
     /* keys equal to the threshold (hash collisions of equal scores) go in row-major order: count them
      * per task first, so each task knows how many of them it removes */
     c.th = th;
-    c.eq_before = calloc((size_t)tasks + 1, sizeof(int64_t));
+    c.eq_before = isthmus__calloc((size_t)tasks + 1, sizeof(int64_t));
     if (c.eq_before == NULL) {
         isthmus__aligned_free(keys);
         return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: no memory", fn);
@@ -304,7 +304,7 @@ isthmus_status isthmus_prune_mask(const isthmus_prune_args *args) {
     for (int64_t t = 1; t <= tasks; t++) c.eq_before[t] += c.eq_before[t - 1];
     c.pass = 1;
     isthmus__parallel_for(tasks, apply_task, &c);
-    free(c.eq_before);
+    isthmus__free(c.eq_before);
     isthmus__aligned_free(keys);
     return ISTHMUS_OK;
 }

@@ -23,10 +23,10 @@ public class Isthmus extends Isthmus$shared {
     static final SymbolLookup SYMBOL_LOOKUP = SymbolLookup.loaderLookup()
             .or(Linker.nativeLinker().defaultLookup());
 
-    private static final int ISTHMUS_ABI_VERSION = (int)4L;
+    private static final int ISTHMUS_ABI_VERSION = (int)5L;
     /**
      * {@snippet lang=c :
-     * #define ISTHMUS_ABI_VERSION 4
+     * #define ISTHMUS_ABI_VERSION 5
      * }
      */
     public static int ISTHMUS_ABI_VERSION() {
@@ -441,6 +441,184 @@ public class Isthmus extends Isthmus$shared {
                 traceDowncall("isthmus_get_num_threads");
             }
             return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_get_memory_stats {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_get_memory_stats");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_get_memory_stats(isthmus_memory_stats *out)
+     * }
+     */
+    public static FunctionDescriptor isthmus_get_memory_stats$descriptor() {
+        return isthmus_get_memory_stats.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_get_memory_stats(isthmus_memory_stats *out)
+     * }
+     */
+    public static MethodHandle isthmus_get_memory_stats$handle() {
+        return isthmus_get_memory_stats.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_get_memory_stats(isthmus_memory_stats *out)
+     * }
+     */
+    public static MemorySegment isthmus_get_memory_stats$address() {
+        return isthmus_get_memory_stats.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_get_memory_stats(isthmus_memory_stats *out)
+     * }
+     */
+    public static int isthmus_get_memory_stats(MemorySegment out) {
+        var mh$ = isthmus_get_memory_stats.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_get_memory_stats", out);
+            }
+            return (int)mh$.invokeExact(out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_release_thread_scratch {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_release_thread_scratch");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_release_thread_scratch()
+     * }
+     */
+    public static FunctionDescriptor isthmus_release_thread_scratch$descriptor() {
+        return isthmus_release_thread_scratch.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_release_thread_scratch()
+     * }
+     */
+    public static MethodHandle isthmus_release_thread_scratch$handle() {
+        return isthmus_release_thread_scratch.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_release_thread_scratch()
+     * }
+     */
+    public static MemorySegment isthmus_release_thread_scratch$address() {
+        return isthmus_release_thread_scratch.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_release_thread_scratch()
+     * }
+     */
+    public static int isthmus_release_thread_scratch() {
+        var mh$ = isthmus_release_thread_scratch.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_release_thread_scratch");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class isthmus_set_alloc_failure {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Isthmus.C_INT,
+            Isthmus.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("isthmus_set_alloc_failure");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_set_alloc_failure(int64_t after)
+     * }
+     */
+    public static FunctionDescriptor isthmus_set_alloc_failure$descriptor() {
+        return isthmus_set_alloc_failure.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_set_alloc_failure(int64_t after)
+     * }
+     */
+    public static MethodHandle isthmus_set_alloc_failure$handle() {
+        return isthmus_set_alloc_failure.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * isthmus_status isthmus_set_alloc_failure(int64_t after)
+     * }
+     */
+    public static MemorySegment isthmus_set_alloc_failure$address() {
+        return isthmus_set_alloc_failure.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * isthmus_status isthmus_set_alloc_failure(int64_t after)
+     * }
+     */
+    public static int isthmus_set_alloc_failure(long after) {
+        var mh$ = isthmus_set_alloc_failure.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("isthmus_set_alloc_failure", after);
+            }
+            return (int)mh$.invokeExact(after);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
