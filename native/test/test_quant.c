@@ -133,6 +133,31 @@ static void non_finite_refused(void) {
     }
 }
 
+/* Inputs at the ends of float's range round-trip to finite values: for max|x| near FLT_MAX, max / 127 can
+ * round up so that 127 * s overflows, and dequantizing -127 gave -inf (found by fuzz_quant; the input is
+ * also in native/fuzz/corpus/quant). Tiny and denormal maxima keep a non-zero scale. */
+static void extremes(void) {
+    const float big[] = {-3.40282347e38f, 3.4028e38f, 1.0e38f, 0.25f, -3.40282347e38f};
+    const float tiny[] = {1e-45f, -3e-44f, 1e-40f, 0.0f, -1e-39f};
+    for (int32_t isa = ISTHMUS_ISA_REF; isa <= isthmus_isa_supported(); isa++) {
+        isthmus_set_isa_cap(isa);
+        for (int which = 0; which < 2; which++) {
+            const float *x = which ? tiny : big;
+            int8_t q[5];
+            float s, back[5];
+            isthmus_quantize_args a = {1, 5, x, 5, ISTHMUS_SCALE_PER_TENSOR, 0, q, 5, &s};
+            CHECK_OK(isthmus_quantize_s8(&a));
+            CHECK(s > 0 && isfinite(s * 127.0f), "scale %g: 127 s = %g", s, s * 127.0f);
+            isthmus_dequantize_args d = {1, 5, q, 5, ISTHMUS_SCALE_PER_TENSOR, 0, &s, back, 5};
+            CHECK_OK(isthmus_dequantize_s8(&d));
+            for (int i = 0; i < 5; i++) {
+                CHECK(q[i] >= -127 && isfinite(back[i]), "x %g -> q %d -> %g", x[i], q[i], back[i]);
+                CHECK(fabsf(back[i] - x[i]) <= s * (0.5f + 0x1p-16f), "x %g -> %g, scale %g", x[i], back[i], s);
+            }
+        }
+    }
+}
+
 static void bad_arguments(void) {
     float x[64] = {1};
     int8_t q[64];
@@ -169,6 +194,7 @@ const test_case quant_tests[] = {
     {"quant", "variants_match_reference", variants_match_reference},
     {"quant", "ties_round_to_even", ties_round_to_even},
     {"quant", "non_finite_refused", non_finite_refused},
+    {"quant", "extremes", extremes},
     {"quant", "bad_arguments", bad_arguments},
     {NULL, NULL, NULL},
 };

@@ -6,16 +6,30 @@
 
 #include <float.h>
 
-/* s = amax / 127, never 0 for a non-zero amax (a tiny amax gets the smallest denormal). */
+/* s = amax / 127, never 0 for a non-zero amax (a tiny amax gets the smallest denormal), and never so
+ * large that 127 * s overflows: for amax near FLT_MAX the quotient can round up, and dequantizing
+ * -127 would give -inf (found by fuzz_quant; the case is in test_quant's quant.extremes). */
 static inline float isthmus__scale_of(float amax) {
     float s = amax / 127.0f;
     if (s == 0.0f && amax > 0.0f) s = FLT_TRUE_MIN;
+    if (s * 127.0f > FLT_MAX) s = __builtin_nextafterf(s, 0.0f);
     return s;
+}
+
+/* Round half to even, independent of the rounding mode (clang 14 lacks __builtin_roundevenf). */
+static inline float isthmus__roundevenf(float v) {
+#if defined(__clang__) && __clang_major__ < 15
+    float t = __builtin_truncf(v), d = __builtin_fabsf(v - t);
+    if (d > 0.5f || (d == 0.5f && __builtin_fmodf(t, 2.0f) != 0.0f)) t += __builtin_copysignf(1.0f, v);
+    return t;
+#else
+    return __builtin_roundevenf(v);
+#endif
 }
 
 /* The scalar rounding every variant matches: round half to even of x / scale, clamped to +-127. */
 static inline int8_t isthmus__quant1(float x, float scale) {
-    float v = __builtin_roundevenf(x / scale);
+    float v = isthmus__roundevenf(x / scale);
     v = v > 127.0f ? 127.0f : v;
     v = v < -127.0f ? -127.0f : v;
     return (int8_t)v;
