@@ -2,6 +2,7 @@ package dev.isthmus;
 
 import dev.isthmus.internal.Checks;
 import dev.isthmus.internal.Leases;
+import dev.isthmus.internal.Resources;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -41,6 +42,8 @@ public final class Tensor implements AutoCloseable {
     private final Tensor parent;
     /** Native calls using this tensor's memory (owned tensors only). */
     private final Leases leases = new Leases();
+    /** The accounting record of owned memory ({@link Isthmus#memoryStats()}), else null. */
+    private final Resources.Handle handle;
 
     /**
      * Held by every op for the length of its native call: while a lease is open, {@link #close()} of a
@@ -80,6 +83,12 @@ public final class Tensor implements AutoCloseable {
         this.shape = shape;
         this.strides = strides;
         this.owned = owned;
+        if (owned != null) {
+            String what = dtype + Arrays.toString(shape);
+            this.handle = Resources.open(this, "Tensor", segment.byteSize(), () -> what);
+        } else {
+            this.handle = null;
+        }
     }
 
     // ------------------------------------------------------------------ factories
@@ -333,7 +342,10 @@ public final class Tensor implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (owned != null && leases.markClosed(Checks.shape(this))) owned.close();
+        if (owned != null && leases.markClosed(Checks.shape(this))) {
+            owned.close();
+            handle.close();
+        }
     }
 
     @Override

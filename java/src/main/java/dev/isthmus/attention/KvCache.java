@@ -10,6 +10,7 @@ import dev.isthmus.bindings.isthmus_kv_stats;
 import dev.isthmus.bindings.isthmus_kv_write_args;
 import dev.isthmus.internal.Checks;
 import dev.isthmus.internal.Native;
+import dev.isthmus.internal.Resources;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -94,11 +95,16 @@ public final class KvCache implements AutoCloseable {
     private final Sequence[] live;
     private volatile boolean closed;
 
-    private KvCache(KvConfig config, Arena arena, MemorySegment state) {
+    /** The accounting record ({@link dev.isthmus.Isthmus#memoryStats()}). */
+    private final Resources.Handle handle;
+
+    private KvCache(KvConfig config, Arena arena, MemorySegment state, long bytes) {
         this.config = config;
         this.arena = arena;
         this.state = state;
         this.live = new Sequence[config.maxSequences()];
+        String what = toString();
+        this.handle = Resources.open(this, "KvCache", bytes, () -> what);
     }
 
     /**
@@ -120,7 +126,7 @@ public final class KvCache implements AutoCloseable {
             MemorySegment pool = untouched(Math.max(sizes[1], 1), arena);
             Native.check(Isthmus.isthmus_kv_init(config.toNative(call), state, sizes[0], pool, sizes[1]),
                     "KvCache.create");
-            return new KvCache(config, arena, state);
+            return new KvCache(config, arena, state, state.byteSize() + pool.byteSize());
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
@@ -601,6 +607,7 @@ public final class KvCache implements AutoCloseable {
                 live[i] = null;
             }
             arena.close();
+            handle.close();
         } finally {
             lock.writeLock().unlock();
         }

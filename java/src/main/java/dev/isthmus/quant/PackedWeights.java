@@ -8,6 +8,7 @@ import dev.isthmus.bindings.isthmus_gemm_pack_args;
 import dev.isthmus.internal.Checks;
 import dev.isthmus.internal.Leases;
 import dev.isthmus.internal.Native;
+import dev.isthmus.internal.Resources;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -34,6 +35,8 @@ public final class PackedWeights implements AutoCloseable {
     private final Isa isa;
     /** Native calls reading the buffer now. */
     private final Leases leases = new Leases();
+    /** The accounting record ({@link dev.isthmus.Isthmus#memoryStats()}). */
+    private final Resources.Handle handle;
 
     private PackedWeights(Arena arena, MemorySegment packed, long n, long k, QuantScheme scheme, Isa isa) {
         this.arena = arena;
@@ -42,6 +45,8 @@ public final class PackedWeights implements AutoCloseable {
         this.k = k;
         this.scheme = scheme;
         this.isa = isa;
+        String what = "[" + n + ", " + k + "] " + scheme + ", " + isa;
+        this.handle = Resources.open(this, "PackedWeights", packed.byteSize(), () -> what);
     }
 
     /** Quantizes an F32 weight matrix [N, K] with a native scheme and packs it. */
@@ -151,7 +156,10 @@ public final class PackedWeights implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (leases.markClosed("PackedWeights [" + n + ", " + k + "]")) arena.close();
+        if (leases.markClosed("PackedWeights [" + n + ", " + k + "]")) {
+            arena.close();
+            handle.close();
+        }
     }
 
     @Override

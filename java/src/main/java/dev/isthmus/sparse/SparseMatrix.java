@@ -8,6 +8,7 @@ import dev.isthmus.bindings.isthmus_sparse_info;
 import dev.isthmus.bindings.isthmus_sparse_matrix;
 import dev.isthmus.internal.Checks;
 import dev.isthmus.internal.Leases;
+import dev.isthmus.internal.Resources;
 import dev.isthmus.internal.Native;
 import dev.isthmus.quant.Quant;
 import dev.isthmus.quant.QuantScheme;
@@ -62,6 +63,8 @@ public final class SparseMatrix implements AutoCloseable {
     private final Isa isa;
     /** Native calls reading the matrix now. */
     private final Leases leases = new Leases();
+    /** The accounting record ({@link dev.isthmus.Isthmus#memoryStats()}). */
+    private final Resources.Handle handle;
 
     private SparseMatrix(Arena arena, Parts p, MemorySegment rowPtr, MemorySegment colIdx, MemorySegment values,
                          MemorySegment meta, MemorySegment scales, MemorySegment packed, Isa isa) {
@@ -79,6 +82,10 @@ public final class SparseMatrix implements AutoCloseable {
         this.scales = scales;
         this.packed = packed;
         this.isa = isa;
+        long bytes = 0;
+        for (MemorySegment m : new MemorySegment[] {rowPtr, colIdx, values, meta, scales, packed}) bytes += m.byteSize();
+        String what = describe() + ", packed for " + isa;
+        this.handle = Resources.open(this, "SparseMatrix", bytes, () -> what);
     }
 
     // ------------------------------------------------------------------ from dense
@@ -354,7 +361,10 @@ public final class SparseMatrix implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (leases.markClosed(describe())) arena.close();
+        if (leases.markClosed(describe())) {
+            arena.close();
+            handle.close();
+        }
     }
 
     @Override

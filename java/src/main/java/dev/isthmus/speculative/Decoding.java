@@ -166,9 +166,12 @@ final class Decoding {
     static final class Buffers implements AutoCloseable {
         private final Arena arena = Arena.ofShared();
         private final MemorySegment[] slots;
+        private final dev.isthmus.internal.Resources.Handle handle;
 
         Buffers(int count) {
             slots = new MemorySegment[count];
+            handle = dev.isthmus.internal.Resources.open(this, "DecodingBuffers", 0,
+                    () -> count + " slots of one generate call");
         }
 
         /** A {@code [rows, cols]} F32 view of slot {@code slot}, valid until the next call for that slot. */
@@ -178,6 +181,7 @@ final class Decoding {
             if (s == null || s.byteSize() < bytes) {
                 long size = Math.max(bytes, s == null ? 0 : Math.min(2 * s.byteSize(), Long.MAX_VALUE / 2));
                 s = slots[slot] = arena.allocate(size, 64);
+                handle.grow(size);
             }
             return Tensor.wrap(s.asSlice(0, bytes), DType.F32, rows, cols);
         }
@@ -192,6 +196,7 @@ final class Decoding {
         @Override
         public void close() {
             arena.close();
+            handle.close();
         }
     }
 
