@@ -85,6 +85,15 @@ isthmus_status isthmus_release_thread_scratch(void);
  * library makes fails (the call returns ISTHMUS_ERR_OUT_OF_MEMORY, or runs single-threaded where the thread
  * pool could not be made) until this is called again with -1, which restores normal allocation.
  * Process-wide; never set it in production.
+ *
+ * What a call that fails with ISTHMUS_ERR_OUT_OF_MEMORY leaves behind (every entry; tested allocation by
+ * allocation in native/test/test_reliability.c): nothing the library allocated for the call stays
+ * allocated; the call's outputs (y, c, out, lse, mask, tokens, probs, accepted, path, and in-place
+ * operands: rope's x, the K/V positions isthmus_kv_write fills) hold unspecified values, partly written or
+ * untouched; inputs, packed buffers and the KV cache's bookkeeping (sequences, lengths, block tables,
+ * reference counts) are unchanged. Calling again once memory is available gives the normal result.
+ * A thread pool that cannot be made is not an error: the call runs on the calling thread alone, with the
+ * same results (they never depend on the thread count).
  */
 isthmus_status isthmus_set_alloc_failure(int64_t after);
 
