@@ -24,6 +24,14 @@ import java.util.Objects;
  * </ul>
  * Java arrays cannot be handed to native code without a copy; {@code of(array)} copies once.
  *
+ * <p><b>Threads and closing.</b> Ops lease an owned tensor's memory for the length of their native call
+ * ({@link #lease()}), so {@code close()} while another thread's op uses it throws
+ * {@link IllegalStateException} instead of freeing memory under a kernel, and an op on a closed tensor throws
+ * {@code IllegalStateException}. Borrowed memory is not leased: its address reaches native code inside an
+ * argument struct, which the FFM linker does not keep alive, so the owner of that {@code Arena} must keep it
+ * open until every op using it has returned. Owned tensors are counted by {@link Isthmus#memoryStats()} and,
+ * in debug mode, listed by {@link Isthmus#openResources()} until closed.
+ *
  * <pre>{@code
  * try (Arena arena = Arena.ofConfined()) {
  *     Tensor x = Tensor.allocate(arena, DType.F32, 2, 3);   // zeroed, rows contiguous
