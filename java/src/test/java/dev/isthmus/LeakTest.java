@@ -33,6 +33,8 @@ class LeakTest {
     @Test
     void everyOpManyTimesLeavesNothingBehind() throws Exception {
         MemoryStats start = Isthmus.memoryStats();
+        if (Isthmus.debugMode()) // what earlier tests in this JVM left open, with where they made it
+            for (OpenResource r : Isthmus.openResources()) System.out.println("LeakTest: open before: " + r);
         try (AllOps ops = new AllOps(42)) {
             Map<String, Long> want = ops.run();
             for (int i = 0; i < WARMUP; i++) assertEquals(want, ops.run());
