@@ -163,7 +163,10 @@ class AttentionPropertyTest {
         if (value < 0) refused(IllegalArgumentException.class, "window", () -> AttentionParams.of(4, 64).withWindow(value));
         if (value < 1) refused(IllegalArgumentException.class, "queryHeads", () -> AttentionParams.of(value, 64));
         double theta = Double.longBitsToDouble((long) value * 0x9E3779B97F4A7C15L);
-        if (!(theta > 1) || !(theta < 1e38)) refused(IllegalArgumentException.class, "theta", () -> Rope.half(theta));
+        // the documented rule: finite and > 1 once rounded to the float the kernels use
+        if (!(theta > 1 && (float) theta > 1 && Float.isFinite((float) theta)))
+            refused(IllegalArgumentException.class, "theta", () -> Rope.half(theta));
+        else assertEquals(theta, Rope.half(theta).theta());
         if (value < 0 || value % 2 != 0)
             refused(IllegalArgumentException.class, "rotaryDim", () -> Rope.half(1e4).withRotaryDim(value));
         refused(IllegalArgumentException.class, "config", () -> KvCache.create(null));
