@@ -32,6 +32,15 @@ import java.util.Objects;
  * open until every op using it has returned. Owned tensors are counted by {@link Isthmus#memoryStats()} and,
  * in debug mode, listed by {@link Isthmus#openResources()} until closed.
  *
+ * <p><b>Errors.</b> A null {@code dtype}, {@code arena}, {@code segment} or {@code strides} given to a factory is a
+ * {@link NullPointerException} naming it; a null or empty shape, a dimension {@code < 1}, a stride {@code < 1},
+ * data of the wrong length, a view whose segment is too small (sliced past its end) or whose extent overflows,
+ * row bounds out of range and an accessor of another dtype are an {@link IllegalArgumentException} naming the
+ * argument; an element index out of range is an {@link IndexOutOfBoundsException}. Memory whose arena is closed
+ * is an {@link IllegalStateException} (also when allocating in a closed arena), memory of a confined arena
+ * used from another thread a {@link WrongThreadException} (the FFM rules); the ops refuse both up front with an
+ * {@link IllegalStateException} naming the argument.
+ *
  * <pre>{@code
  * try (Arena arena = Arena.ofConfined()) {
  *     Tensor x = Tensor.allocate(arena, DType.F32, 2, 3);   // zeroed, rows contiguous
@@ -162,13 +171,17 @@ public final class Tensor implements AutoCloseable {
         if (strides.length != shape.length)
             throw new IllegalArgumentException("strides " + Arrays.toString(strides) + " do not match shape "
                     + Arrays.toString(shape));
-        long last = 0;
-        for (int i = 0; i < shape.length; i++) {
+        long last = 0, need;
+        for (int i = 0; i < shape.length; i++)
             if (strides[i] < 1)
                 throw new IllegalArgumentException("strides must be >= 1, got " + Arrays.toString(strides));
-            last = Math.addExact(last, Math.multiplyExact(shape[i] - 1, strides[i]));
+        try {
+            for (int i = 0; i < shape.length; i++) last = Math.addExact(last, Math.multiplyExact(shape[i] - 1, strides[i]));
+            need = Math.multiplyExact(last + 1, (long) dtype.byteSize());
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("strides " + Arrays.toString(strides) + " over shape "
+                    + Arrays.toString(shape) + " of " + dtype + " address more than 2^63 bytes: no segment holds them");
         }
-        long need = Math.multiplyExact(last + 1, (long) dtype.byteSize());
         if (segment.byteSize() < need)
             throw new IllegalArgumentException("segment of " + segment.byteSize() + " bytes is too small for "
                     + dtype + Arrays.toString(shape) + " with strides " + Arrays.toString(strides) + " (needs "
@@ -296,7 +309,8 @@ public final class Tensor implements AutoCloseable {
     public float[] toFloatArray() {
         expect(DType.F32);
         float[] out = new float[Math.toIntExact(elementCount())];
-        forEachRow((row, dst) -> MemorySegment.copy(segment, ValueLayout.JAVA_FLOAT, row * 4, out, dst, (int) lastDim()));
+        if (strides[strides.length - 1] != 1) forEachElement((src, dst) -> out[dst] = segment.getAtIndex(ValueLayout.JAVA_FLOAT, src));
+        else forEachRow((row, dst) -> MemorySegment.copy(segment, ValueLayout.JAVA_FLOAT, row * 4, out, dst, (int) lastDim()));
         return out;
     }
 
@@ -304,7 +318,8 @@ public final class Tensor implements AutoCloseable {
     public byte[] toByteArray() {
         expect(DType.I8);
         byte[] out = new byte[Math.toIntExact(elementCount())];
-        forEachRow((row, dst) -> MemorySegment.copy(segment, ValueLayout.JAVA_BYTE, row, out, dst, (int) lastDim()));
+        if (strides[strides.length - 1] != 1) forEachElement((src, dst) -> out[dst] = segment.get(ValueLayout.JAVA_BYTE, src));
+        else forEachRow((row, dst) -> MemorySegment.copy(segment, ValueLayout.JAVA_BYTE, row, out, dst, (int) lastDim()));
         return out;
     }
 
@@ -312,7 +327,8 @@ public final class Tensor implements AutoCloseable {
     public int[] toIntArray() {
         expect(DType.I32);
         int[] out = new int[Math.toIntExact(elementCount())];
-        forEachRow((row, dst) -> MemorySegment.copy(segment, ValueLayout.JAVA_INT, row * 4, out, dst, (int) lastDim()));
+        if (strides[strides.length - 1] != 1) forEachElement((src, dst) -> out[dst] = segment.getAtIndex(ValueLayout.JAVA_INT, src));
+        else forEachRow((row, dst) -> MemorySegment.copy(segment, ValueLayout.JAVA_INT, row * 4, out, dst, (int) lastDim()));
         return out;
     }
 
@@ -324,11 +340,21 @@ public final class Tensor implements AutoCloseable {
         void copy(long srcElementOffset, int dstIndex);
     }
 
-    /** Visits every innermost row (whose last stride must be 1 for the bulk copies). */
-    private void forEachRow(RowCopy c) {
-        if (strides[strides.length - 1] != 1) {
-            throw new UnsupportedOperationException("copy of a tensor with a non-unit last stride");
+    /** Visits every element (row-major order) of a tensor whose last stride is not 1: one element at a time. */
+    private void forEachElement(RowCopy c) {
+        long n = elementCount();
+        for (long e = 0; e < n; e++) {
+            long off = 0, rem = e;
+            for (int i = shape.length - 1; i >= 0; i--) {
+                off += (rem % shape[i]) * strides[i];
+                rem /= shape[i];
+            }
+            c.copy(off, Math.toIntExact(e));
         }
+    }
+
+    /** Visits every innermost row (whose last stride is 1: the bulk copies). */
+    private void forEachRow(RowCopy c) {
         long rows = elementCount() / lastDim();
         long[] idx = new long[shape.length];
         for (long r = 0; r < rows; r++) {

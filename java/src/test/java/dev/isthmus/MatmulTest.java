@@ -37,7 +37,7 @@ class MatmulTest {
     }
 
     /** Checks y = a . w^T against doubles; returns y. */
-    private static float[] check(QuantizedTensor a, QuantizedTensor w, float[] bias, Tensor y, String what) {
+    static float[] check(QuantizedTensor a, QuantizedTensor w, float[] bias, Tensor y, String what) {
         int m = (int) a.rows(), n = (int) w.rows(), k = (int) a.cols();
         byte[] av = a.values().toByteArray(), wv = w.values().toByteArray();
         float[] as = a.scales().toFloatArray(), ws = w.scales().toFloatArray();

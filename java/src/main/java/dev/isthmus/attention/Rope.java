@@ -78,7 +78,7 @@ public record Rope(Style style, double theta, int rotaryDim) {
      * @param x         F32 {@code [tokens, heads * headDim]} or {@code [tokens, heads, headDim]}; rows may be
      *                  strided (a view of a fused QKV buffer), the heads of a row contiguous
      * @param heads     heads per row
-     * @param positions one per token, each {@code >= 0} (for a batch, {@link Batch#positions()})
+     * @param positions one per token, each in {@code [0, 2^40]} (for a batch, {@link Batch#positions()})
      * @param rope      the rotation ({@link #NONE} leaves x as it is)
      */
     public static void apply(Tensor x, int heads, long[] positions, Rope rope) {
@@ -108,8 +108,8 @@ public record Rope(Style style, double theta, int rotaryDim) {
             throw new IllegalArgumentException("positions has " + positions.length + " entries but x " + Checks.shape(x)
                     + " has " + tokens + " tokens");
         for (int t = 0; t < positions.length; t++)
-            if (positions[t] < 0)
-                throw new IllegalArgumentException("positions[" + t + "] = " + positions[t] + ", must be >= 0");
+            if (positions[t] < 0 || positions[t] > (1L << 40)) // the C side's range (isthmus_rope)
+                throw new IllegalArgumentException("positions[" + t + "] = " + positions[t] + " is outside [0, 2^40]");
         Checks.notNull(rope, "rope");
         rope.check(headDim, "x " + Checks.shape(x));
         if (rope.style == Style.NONE) return;

@@ -49,11 +49,24 @@ public final class PackedWeights implements AutoCloseable {
         this.handle = Resources.open(this, "PackedWeights", packed.byteSize(), () -> what);
     }
 
-    /** Quantizes an F32 weight matrix [N, K] with a native scheme and packs it. */
+    /**
+     * Quantizes an F32 weight matrix [N, K] with a native scheme and packs it.
+     *
+     * @throws IllegalArgumentException naming w or scheme for a null, a wrong dtype or shape, a heap tensor, a NaN
+     *                                  or infinite weight, or a scheme with no native kernel
+     * @throws IllegalStateException    for a closed w or one confined to another thread
+     */
     public static PackedWeights quantize(Tensor w, QuantScheme scheme) {
         Checks.notNull(scheme, "scheme");
         requireNative(scheme);
-        try (QuantizedTensor q = Quant.quantize(w, scheme)) {
+        Checks.matrix(w, "w", DType.F32);
+        QuantizedTensor q;
+        try {
+            q = Quant.quantize(w, scheme);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("w: " + e.getMessage(), e); // Quant names it x
+        }
+        try (q) {
             return pack(q);
         }
     }

@@ -31,7 +31,8 @@ public final class Quant {
     /**
      * Quantizes an F32 matrix [rows, cols] (rows contiguous) into new owned tensors.
      *
-     * @throws IllegalArgumentException for a wrong dtype/shape, or a NaN/infinite input (native schemes)
+     * @throws IllegalArgumentException for a null argument, a wrong dtype/shape, a heap tensor, or a NaN/infinite input
+     * @throws IllegalStateException    for a closed tensor or one confined to another thread
      */
     public static QuantizedTensor quantize(Tensor x, QuantScheme scheme) {
         Checks.notNull(scheme, "scheme");
@@ -61,7 +62,12 @@ public final class Quant {
         return new QuantizedTensor(q, s, scheme);
     }
 
-    /** Dequantizes into a new owned F32 matrix [rows, cols]. */
+    /**
+     * Dequantizes into a new owned F32 matrix [rows, cols].
+     *
+     * @throws IllegalArgumentException for a null q or values that are not an I8 matrix
+     * @throws IllegalStateException    for values, scales or zero points that are closed or confined to another thread
+     */
     public static Tensor dequantize(QuantizedTensor q) {
         Checks.notNull(q, "q");
         Checks.matrix(q.values(), "q.values", DType.I8);
@@ -90,9 +96,15 @@ public final class Quant {
         return x;
     }
 
-    /** SQNR, max absolute error and RMSE of {@code q} against the original {@code x}. */
+    /**
+     * SQNR, max absolute error and RMSE of {@code q} against the original {@code x}.
+     *
+     * @throws IllegalArgumentException for a null argument, or x not an F32 matrix of q's shape
+     * @throws IllegalStateException    for a closed tensor (x or q's)
+     */
     public static QuantError error(Tensor x, QuantizedTensor q) {
         Checks.matrix(x, "x", DType.F32);
+        Checks.notNull(q, "q");
         if (x.dim(0) != q.rows() || x.dim(1) != q.cols())
             throw new IllegalArgumentException("x " + Checks.shape(x) + " and q " + q + " differ in shape");
         float[] a = x.toFloatArray();
@@ -162,6 +174,10 @@ public final class Quant {
 
     /** The Java reference dequantization: x = (q - zp) * s. */
     public static Tensor dequantizeReference(QuantizedTensor qt) {
+        Checks.notNull(qt, "q");
+        Checks.matrix(qt.values(), "q.values", DType.I8);
+        Checks.usable(qt.scales(), "q.scales");
+        if (qt.zeroPoints() != null) Checks.usable(qt.zeroPoints(), "q.zeroPoints");
         QuantScheme scheme = qt.scheme();
         long rows = qt.rows(), cols = qt.cols();
         int g = blockCols(scheme, cols);

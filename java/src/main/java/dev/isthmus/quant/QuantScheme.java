@@ -1,5 +1,7 @@
 package dev.isthmus.quant;
 
+import dev.isthmus.internal.Checks;
+
 import java.util.Objects;
 
 /**
@@ -32,8 +34,8 @@ public final class QuantScheme {
 
     private QuantScheme(int bits, boolean symmetric, Granularity granularity, int group, Rounding rounding, float clip) {
         if (bits < 2 || bits > 8) throw new IllegalArgumentException("bits = " + bits + ", must be in [2, 8]");
-        Objects.requireNonNull(granularity, "granularity");
-        Objects.requireNonNull(rounding, "rounding");
+        Checks.notNull(granularity, "granularity");
+        Checks.notNull(rounding, "rounding");
         if (granularity == Granularity.PER_GROUP && group < 1)
             throw new IllegalArgumentException("group = " + group + ", must be >= 1 for PER_GROUP");
         if (!(clip > 0f && clip <= 1f)) throw new IllegalArgumentException("clip = " + clip + ", must be in (0, 1]");
@@ -114,12 +116,23 @@ public final class QuantScheme {
                 && (granularity != Granularity.PER_GROUP || group == 32 || group == 64 || group == 128 || group == 256);
     }
 
-    /** Scales (and zero points) for a [rows, cols] tensor. */
+    /**
+     * Scales (and zero points) for a [rows, cols] tensor.
+     *
+     * @throws IllegalArgumentException for rows or cols {@code < 1}, or a count that overflows a long
+     */
     public long scaleCount(long rows, long cols) {
+        if (rows < 1 || cols < 1)
+            throw new IllegalArgumentException("rows = " + rows + ", cols = " + cols + ": both must be >= 1");
         return switch (granularity) {
             case PER_TENSOR -> 1;
             case PER_ROW -> rows;
-            case PER_GROUP -> Math.multiplyExact(rows, (cols + group - 1) / group);
+            case PER_GROUP -> {
+                long perRow = cols / group + (cols % group == 0 ? 0 : 1);
+                if (perRow > Long.MAX_VALUE / rows)
+                    throw new IllegalArgumentException("rows = " + rows + " times " + perRow + " groups per row overflows");
+                yield rows * perRow;
+            }
         };
     }
 

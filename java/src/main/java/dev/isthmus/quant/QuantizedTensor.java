@@ -4,8 +4,6 @@ import dev.isthmus.DType;
 import dev.isthmus.Tensor;
 import dev.isthmus.internal.Checks;
 
-import java.util.Objects;
-
 /**
  * Quantized values with their scales (and zero points for asymmetric schemes) and the
  * {@link QuantScheme} that made them. Values are an I8 matrix [rows, cols]; for asymmetric schemes
@@ -28,9 +26,14 @@ public final class QuantizedTensor implements AutoCloseable {
     /**
      * Wraps existing values and scales (no copy). Shapes and dtypes are checked against the scheme;
      * closing this object closes the tensors (which frees them only if they own their memory).
+     *
+     * @throws IllegalArgumentException naming the argument for a null values, scales or scheme, a wrong dtype, shape
+     *                                  or scale count, zero points given to a symmetric scheme or missing from an
+     *                                  asymmetric one
+     * @throws IllegalStateException    for a closed tensor or one confined to another thread
      */
     public QuantizedTensor(Tensor values, Tensor scales, Tensor zeroPoints, QuantScheme scheme) {
-        Objects.requireNonNull(scheme, "scheme");
+        Checks.notNull(scheme, "scheme");
         Checks.matrix(values, "values", DType.I8);
         long count = scheme.scaleCount(values.dim(0), values.dim(1));
         Checks.vector(scales, "scales", DType.F32, count);

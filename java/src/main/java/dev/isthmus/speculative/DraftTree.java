@@ -69,7 +69,8 @@ public final class DraftTree {
     public static DraftTree of(int... parents) {
         if (parents == null) throw new IllegalArgumentException("parents is null");
         if (parents.length < 1 || parents.length > MAX_NODES)
-            throw new IllegalArgumentException("a draft tree needs 1 to " + MAX_NODES + " nodes, got " + parents.length);
+            throw new IllegalArgumentException("parents has " + parents.length + " entries: a draft tree needs 1 to "
+                    + MAX_NODES + " nodes");
         for (int j = 0; j < parents.length; j++)
             if (parents[j] < -1 || parents[j] >= j)
                 throw new IllegalArgumentException("parents[" + j + "] = " + parents[j] + " is not in [-1, " + (j - 1)
@@ -93,7 +94,7 @@ public final class DraftTree {
             width *= perLevel[l];
             total += width;
             if (total > MAX_NODES)
-                throw new IllegalArgumentException("branching" + Arrays.toString(perLevel) + " has more than "
+                throw new IllegalArgumentException("perLevel " + Arrays.toString(perLevel) + " makes more than "
                         + MAX_NODES + " nodes");
         }
         int[] p = new int[(int) total];
@@ -120,14 +121,28 @@ public final class DraftTree {
         return parents.clone();
     }
 
-    /** The parent of node {@code j} ({@code -1}: the root). */
+    /**
+     * The parent of node {@code j} ({@code -1}: the root).
+     *
+     * @throws IndexOutOfBoundsException naming j unless {@code 0 <= j < nodes()}
+     */
     public int parent(int j) {
-        return parents[j];
+        return parents[node(j)];
     }
 
-    /** The depth of node {@code j}: 1 for a child of the root. */
+    /**
+     * The depth of node {@code j}: 1 for a child of the root.
+     *
+     * @throws IndexOutOfBoundsException naming j unless {@code 0 <= j < nodes()}
+     */
     public int depth(int j) {
-        return depths[j];
+        return depths[node(j)];
+    }
+
+    private int node(int j) {
+        if (j < 0 || j >= parents.length)
+            throw new IndexOutOfBoundsException("j = " + j + " is not a node of " + this + " (0 to " + (parents.length - 1) + ")");
+        return j;
     }
 
     /** The longest root-to-leaf path: the most draft tokens one step can accept. */

@@ -105,12 +105,16 @@ public final class Verifier {
      * @param streams            {@code [B]} one stream per sequence
      * @param withoutReplacement how siblings were drawn: distinct tokens, each from the draft distribution
      *                           renormalized without the ones before (true), or independently (false)
+     * @throws IllegalArgumentException naming the argument for a null, a wrong dtype, shape or length, a heap tensor,
+     *                                  a token out of range or repeated siblings without replacement
+     * @throws IllegalStateException    for a closed tensor or one confined to another thread
      */
     public static Result verify(DraftTree tree, int[][] draftTokens, Tensor draft, Tensor targetLogits,
                                 SamplingParams targetParams, boolean greedy, long seed, long[] streams,
                                 boolean withoutReplacement) {
-        Checks.notNull(targetLogits, "targetLogits");
+        Checks.matrix(targetLogits, "targetLogits", DType.F32); // named as the caller knows it (below: "target")
         Checks.notNull(targetParams, "targetParams");
+        if (draft != null) Checks.matrix(draft, "draft", DType.F32);
         if (!greedy && draft == null)
             throw new IllegalArgumentException("draft is null: sampling verification needs the draft probabilities");
         return verify(tree, draftTokens, draft == null ? null : Distribution.probs(draft),
@@ -139,7 +143,8 @@ public final class Verifier {
                     + Sampler.MAX_VOCAB);
         if (tl.dim(0) != (long) b * (t + 1))
             throw new IllegalArgumentException("target must have B * (T + 1) = " + b + " * " + (t + 1) + " = "
-                    + (long) b * (t + 1) + " rows (root + " + t + " nodes per sequence) but is " + Checks.shape(tl));
+                    + (long) b * (t + 1) + " rows (B = draftTokens.length, root + " + t + " nodes per sequence) but is "
+                    + Checks.shape(tl));
         Tensor dd = null;
         if (!greedy) {
             if (draft == null)
@@ -148,7 +153,7 @@ public final class Verifier {
             Checks.matrix(dd, "draft", DType.F32);
             if (dd.dim(0) != (long) b * t || dd.dim(1) != vocab)
                 throw new IllegalArgumentException("draft must be F32[B * T, V] = [" + (long) b * t + ", " + vocab
-                        + "] but is " + Checks.shape(dd));
+                        + "] (B = draftTokens.length) but is " + Checks.shape(dd));
         }
         Checks.notNull(streams, "streams");
         if (streams.length != b)

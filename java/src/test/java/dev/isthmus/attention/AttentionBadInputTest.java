@@ -86,7 +86,7 @@ class AttentionBadInputTest {
             fails(IllegalArgumentException.class, "x must be F32", () -> Rope.apply(xi, 2, pos, Rope.half(1e4)));
             fails(IllegalArgumentException.class, "positions has 2 entries but x F32[3, 64] has 3 tokens",
                     () -> Rope.apply(x, 2, new long[] {0, 1}, Rope.half(1e4)));
-            fails(IllegalArgumentException.class, "positions[1] = -1, must be >= 0",
+            fails(IllegalArgumentException.class, "positions[1] = -1 is outside [0, 2^40]",
                     () -> Rope.apply(x, 2, new long[] {0, -1, 2}, Rope.half(1e4)));
             fails(IllegalArgumentException.class, "odd head dimension 21",
                     () -> Rope.apply(Tensor.of(new float[63], 3, 21), 1, pos, Rope.half(1e4)));

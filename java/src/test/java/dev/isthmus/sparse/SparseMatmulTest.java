@@ -205,7 +205,7 @@ class SparseMatmulTest {
                     fail(what + ": the kernel wrote past row " + i + " (guard column " + g + ")");
     }
 
-    private static void checkF32(Random r, Fmt f, int m, int n, int k, float[] w, boolean withBias, boolean intoPoisoned,
+    static void checkF32(Random r, Fmt f, int m, int n, int k, float[] w, boolean withBias, boolean intoPoisoned,
                                  Isa isa, String what) {
         float[] xs = SparseTestSupport.randomFloats(r, m * k, 1f);
         float[] b = withBias ? SparseTestSupport.randomFloats(r, n, 1f) : null;
@@ -253,7 +253,7 @@ class SparseMatmulTest {
         }
     }
 
-    private static void checkS8(Random r, Fmt f, int m, int n, int k, float[] w, boolean withBias, boolean intoPoisoned,
+    static void checkS8(Random r, Fmt f, int m, int n, int k, float[] w, boolean withBias, boolean intoPoisoned,
                                 Isa isa, String what) {
         float[] xs = SparseTestSupport.randomFloats(r, m * k, 2f);
         float[] b = withBias ? SparseTestSupport.randomFloats(r, n, 1f) : null;
