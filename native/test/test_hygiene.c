@@ -166,8 +166,9 @@ static isthmus_status kv_put(kvt *t, const float *k, const float *v, int32_t n, 
     return isthmus_kv_write(&w);
 }
 
-/* kv_write refuses NaN and +-inf in k or v for every dtype (and finite values an f16 cache would turn into
- * inf), naming the row and column, before anything is written; kv_read then only ever returns finite values. */
+/* kv_write refuses NaN and +-inf in k or v for every dtype (and finite values an f16 or bf16 cache would
+ * round to inf), naming the row and column, before anything is written; kv_read then only ever returns finite
+ * values. */
 static void kv_write_refuses_nonfinite(void) {
     uint64_t s = t_seed;
     const int32_t dts[4] = {ISTHMUS_KV_F32, ISTHMUS_KV_F16, ISTHMUS_KV_BF16, ISTHMUS_KV_S8};
@@ -189,6 +190,18 @@ static void kv_write_refuses_nonfinite(void) {
                 CHECK(has(which ? "v[3, 37]" : "k[3, 37]"), "dtype %d: %s", dts[d], isthmus_last_error());
                 x[3 * 64 + 37] = keep;
             }
+        if (dts[d] == ISTHMUS_KV_BF16) { /* 0x1.ffp127 rounds to inf in bf16; the float below it does not */
+            float keep = k[1 * 64 + 60];
+            k[1 * 64 + 60] = 0x1.ffp127f;
+            CHECK_FAILS(kv_put(&t, k, v, 5, 0), ISTHMUS_ERR_INVALID_ARGUMENT);
+            CHECK(has("k[1, 60]"), "bf16 overflow: %s", isthmus_last_error());
+            k[1 * 64 + 60] = -nextafterf(0x1.ffp127f, 0);
+            CHECK_OK(kv_put(&t, k, v, 5, 0));
+            CHECK_OK(isthmus_kv_read(&r));
+            CHECK(back[1 * 64 + 60] == -0x1.fep127f, "bf16 max read back as %g", back[1 * 64 + 60]);
+            k[1 * 64 + 60] = keep;
+            CHECK_OK(kv_put(&t, k, v, 5, rope));
+        }
         if (dts[d] == ISTHMUS_KV_F16) { /* 65520 rounds to inf in f16 */
             float keep = v[2 * 64 + 5];
             v[2 * 64 + 5] = -65520.0f;

@@ -454,8 +454,11 @@ int isthmus__find_nonfinite(const float *x, int64_t rows, int64_t width, int64_t
     return 0;
 }
 
-/* |x| from which an f16 store rounds to inf (65504 is the largest f16; 65520 is halfway to 2^16). */
-#define F16_OVERFLOW 65520.0f
+/* |x| from which a store rounds to inf: f16 (65504 is the largest f16; 65520 is halfway to 2^16), bf16
+ * (0x7f7f8000, halfway between the largest bf16 and 2^128), none for f32 and int8. */
+static float store_limit(int32_t dtype) {
+    return dtype == ISTHMUS_KV_F16 ? 65520.0f : dtype == ISTHMUS_KV_BF16 ? 0x1.ffp127f : INFINITY;
+}
 
 typedef struct write_ctx {
     const isthmus_kv_write_args *a;
@@ -496,7 +499,7 @@ static void write_task(void *vctx, int64_t i) {
             /* The inputs were checked finite (and within f16 range) before any write; a rotated K can still
              * leave that range (near FLT_MAX, or past 65504 for f16), and such a head is not stored. */
             if (row || s->cfg.dtype == ISTHMUS_KV_S8) {
-                float lim = s->cfg.dtype == ISTHMUS_KV_F16 ? F16_OVERFLOW : INFINITY;
+                float lim = store_limit(s->cfg.dtype);
                 float ak = c->qk->amax(k + (int64_t)h * d, d);
                 if (!(ak < lim)) {
                     c->bad = 1;
@@ -584,7 +587,7 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
     /* The cache holds finite values only (every dtype): NaN and +-inf in k or v are refused before anything
      * is written, and for f16 so are finite values that would round to inf. */
     if (!st) {
-        const float lim = cfg->dtype == ISTHMUS_KV_F16 ? F16_OVERFLOW : INFINITY;
+        const float lim = store_limit(cfg->dtype);
         int64_t br, bc;
         for (int which = 0; which < 2 && !st; which++) {
             const float *x = which ? a->v : a->k;
@@ -592,7 +595,8 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
                 st = FAIL_ARG("%s: %s[%lld, %lld] = %g: %s", __func__, which ? "v" : "k", (long long)br, (long long)bc,
                               (double)x[br * (which ? a->ldv : a->ldk) + bc],
                               isfinite(x[br * (which ? a->ldv : a->ldk) + bc])
-                                  ? "rounds to inf in an f16 KV cache (|x| >= 65520); nothing was written"
+                                  ? (cfg->dtype == ISTHMUS_KV_F16 ? "rounds to inf in an f16 KV cache (|x| >= 65520); nothing was written"
+                                                                  : "rounds to inf in a bf16 KV cache (|x| >= 0x1.ffp127); nothing was written")
                                   : "NaN and infinite K/V values are refused; nothing was written");
         }
         if (st) {
@@ -611,7 +615,7 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
     if (c.bad == 2) return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", __func__);
     if (c.bad)
         return FAIL_ARG("%s: row %lld of k, rotated at its position, leaves the range the cache stores "
-                        "(NaN or infinite, or |x| >= 65520 in f16); the heads that did were not written",
+                        "(NaN or infinite, or rounds to inf in f16/bf16); the heads that did were not written",
                         __func__, (long long)c.bad_row);
     return ISTHMUS_OK;
 }
