@@ -256,7 +256,10 @@ static int32_t sa_tok[SR];
 static int sa_kind;
 static void sa_setup(int k) {
     if (!sa_p) {
-        sa_l[0] = fill(farr(SR * SV), SR * SV, -8, 8, 1), sa_l[1] = fill(farr(SR * SV), SR * SV, -1, 1, DEN);
+        /* normal logits as flat as the denormal ones (spread 2e-6 instead of 2e-39): a flat row keeps most of the
+         * vocabulary through top-k/top-p (ties), which costs the same for normal values; peaked logits (-8..8)
+         * would time that, not denormals */
+        sa_l[0] = fill(farr(SR * SV), SR * SV, -1, 1, 1e-6f), sa_l[1] = fill(farr(SR * SV), SR * SV, -1, 1, DEN);
         sa_p = farr(SR * SV);
     }
     sa_kind = k;
@@ -302,8 +305,8 @@ static const bench BENCHES[] = {
     {"swiglu (64x4096), up denormal", "up, out", nn_setup, swiglu_run, nn_out},
     {"swiglu (64x4096), gate denormal", "gate, out", swiglu_g_setup, swiglu_g_run, nn_out},
     {"spmm f32 CSR 50% (8x1024x1024)", "x, y", sp_setup, sp_run, sp_out},
-    {"sample (4x32000, probs out)", "logits", sa_setup, sa_run, NULL},
-    {"sample (top-k/p/min-p)", "logits", sa_setup, sa_run_topp, NULL},
+    {"sample (4x32000, flat logits, probs out)", "logits", sa_setup, sa_run, NULL},
+    {"sample (flat logits, top-k/p/min-p)", "logits", sa_setup, sa_run_topp, NULL},
 };
 
 int main(int argc, char **argv) {
@@ -367,8 +370,10 @@ int main(int argc, char **argv) {
         for (int k = 0; k < 3; k++) free(t[k]);
         free(ratio), free(rftz);
     }
+    /* the control bits (rounding, masks, FTZ, DAZ); the low 6 are sticky exception flags the arithmetic sets */
     unsigned csr1 = _mm_getcsr();
-    printf("\nworst median ratio: %.2fx (%s); bar: <= 2x: %s. MXCSR after all calls: 0x%04x (%s)\n", worst, worst_name,
-           worst <= 2.0 ? "met" : "NOT met", csr1, csr1 == csr0 ? "unchanged" : "CHANGED");
-    return worst <= 2.0 && csr1 == csr0 ? 0 : 1;
+    int same = (csr1 & ~0x3fu) == (csr0 & ~0x3fu);
+    printf("\nworst median ratio: %.2fx (%s); bar: <= 2x: %s. MXCSR control bits after all calls: 0x%04x (%s)\n", worst,
+           worst_name, worst <= 2.0 ? "met" : "NOT met", csr1 & ~0x3fu, same ? "unchanged" : "CHANGED");
+    return worst <= 2.0 && same ? 0 : 1;
 }

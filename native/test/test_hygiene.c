@@ -85,6 +85,43 @@ static void quantize_never_minus_128(void) {
     gfree(x), gfree(q), gfree(sc);
 }
 
+/* Denormal inputs: the SIMD kernels quantize blocks with a tiny scale from x * 2^64 (quant.h,
+ * ISTHMUS_QUANT_TINY); q and scales must stay bit-identical to the reference for all-denormal rows, rows mixing
+ * denormals with tiny normals, rows just above the switch, and ties (x / s = k + 0.5). */
+static void quantize_denormals_bit_identical(void) {
+    uint64_t s = t_seed;
+    const int64_t rows = 6, cols = 300;
+    float *x = galloc(rows * cols * 4), *sc0 = galloc(rows * 10 * 4), *sc = galloc(rows * 10 * 4);
+    int8_t *q0 = galloc(rows * cols), *q = galloc(rows * cols);
+    const float mul[6] = {1e-39f, 1e-44f, 0x1p-62f, 0x1p-60f, 0x1p-58f, 1e-41f};
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            float v = rng_f32(&s, -1, 1) * mul[r];
+            if (r == 2 && c % 3 == 0) v = rng_f32(&s, -1, 1) * 1e-41f; /* denormals among tiny normals */
+            x[r * cols + c] = v;
+        }
+    /* ties: row 5 with amax = 127 * 2^-140 (s = 2^-140 exact): x = (k + 0.5) * 2^-140 */
+    x[5 * cols + 0] = 127.0f * 0x1p-140f;
+    for (int64_t c = 1; c < 40; c++) x[5 * cols + c] = ((float)(c % 20) - 9.5f) * 0x1p-140f;
+    for (int32_t gran = 0; gran <= 2; gran++) {
+        ISA_LOOP {
+            FOR_ISA(isa);
+            isthmus_quantize_args a = {rows, cols, x, cols, gran, 32, isa ? q : q0, cols, isa ? sc : sc0};
+            CHECK_OK(isthmus_quantize_s8(&a));
+            if (isa == ISTHMUS_ISA_REF) continue;
+            int64_t ns = isthmus_scale_count(rows, cols, gran, 32);
+            CHECK(memcmp(q, q0, rows * cols) == 0 && memcmp(sc, sc0, (size_t)ns * 4) == 0, "gran %d: q or scales differ from ref", gran);
+            for (int64_t i = 0; i < rows * cols; i++)
+                if (q[i] != q0[i]) {
+                    CHECK(0, "gran %d: q[%lld] = %d, ref %d (x %g)", gran, (long long)i, q[i], q0[i], x[i]);
+                    break;
+                }
+        }
+        if (gran == 1) CHECK(q0[5 * cols + 0] == 127 && q0[5 * cols + 1] == -8 && q0[5 * cols + 3] == -6, "ties: %d %d %d", q0[5 * cols], q0[5 * cols + 1], q0[5 * cols + 3]);
+    }
+    gfree(x), gfree(sc0), gfree(sc), gfree(q0), gfree(q);
+}
+
 /* ---------------------------------------------------------------- GEMM */
 
 /* gemm_s8: a NaN a_scale makes its row NaN, a NaN bias its column; an infinite one gives +-inf (acc != 0)
@@ -563,6 +600,7 @@ static void sample_verify_refuse(void) {
 const test_case hygiene_tests[] = {
     {"hygiene", "dequantize_scales_propagate", dequantize_scales_propagate},
     {"hygiene", "quantize_never_minus_128", quantize_never_minus_128},
+    {"hygiene", "quantize_denormals_bit_identical", quantize_denormals_bit_identical},
     {"hygiene", "gemm_scales_bias", gemm_scales_bias},
     {"hygiene", "kv_write_refuses_nonfinite", kv_write_refuses_nonfinite},
     {"hygiene", "kv_s8_extremes", kv_s8_extremes},
