@@ -13,6 +13,22 @@
  * INT8 convention: quantized values are symmetric, in [-127, 127]; -128 is never produced by
  * isthmus_quantize_s8 and is refused in packed weights (the AVX2 kernels rely on it, DESIGN.md).
  * Activations may hold -128 (they are never negated).
+ *
+ * NaN and infinities (README, "NaN, infinities, saturation and denormals", has the table): every entry that
+ * reads floats either refuses a NaN / +-inf with ISTHMUS_ERR_INVALID_ARGUMENT naming its position (quantize,
+ * gemm_f32_s8 x, pack scales, kv_write k/v, attention q, prune_mask, sample/verify logits and probabilities),
+ * or propagates it: then the entry's comment says which outputs become NaN or +-inf, every other output is
+ * what it would have been, and the class of each output (finite, NaN, +inf, -inf) is the same for every ISA
+ * variant. No input makes a kernel hang, crash, or turn a NaN into a finite number, and no NaN becomes a token.
+ *
+ * Denormals (subnormal floats): the library never reads or writes MXCSR (FTZ/DAZ). Denormal inputs are not
+ * flushed: results are IEEE (with FTZ/DAZ off, the default) and agree across ISA variants as for any input.
+ * Work runs with the mode of the thread that runs it: the calling thread's, and for the thread pool's workers
+ * the mode of the thread that started the pool (normally the default). A caller that sets FTZ/DAZ gets
+ * flushed arithmetic only in its own thread's share of the work, so flushing is not a supported mode. Timed
+ * on AMD EPYC Zen 4 (bench/results/2026-11-29-amd-epyc-denormals.md, native/bench/bench_denormal.c), no
+ * kernel is more than 2x slower on denormal inputs than on normal ones (worst 1.51x, kv_write f16); quantize
+ * avoids the slow division of denormals by an exact rescaling (quant.h), bit-identical to x / s.
  */
 #ifndef ISTHMUS_H
 #define ISTHMUS_H
@@ -152,7 +168,9 @@ enum {
 /**
  * q = round_half_even(x / s) with s = max|x| / 127 over the tensor, row or group (s = 0 and q = 0
  * when that max is 0). Results are identical for every ISA variant. A NaN or infinite input is
- * refused with ISTHMUS_ERR_INVALID_ARGUMENT naming its position.
+ * refused with ISTHMUS_ERR_INVALID_ARGUMENT naming its position ("x[r, c] = nan is not finite").
+ * Saturation: q is in [-127, 127], never -128, also where x / s rounds past 127 (clamped; test_hygiene
+ * quantize_never_minus_128, test_quant extremes); s * 127 never overflows, even for max|x| near FLT_MAX.
  */
 typedef struct isthmus_quantize_args {
     int64_t rows, cols;
@@ -164,7 +182,8 @@ typedef struct isthmus_quantize_args {
 } isthmus_quantize_args;
 isthmus_status isthmus_quantize_s8(const isthmus_quantize_args *args);
 
-/** x = q * s, the inverse of isthmus_quantize_s8 (same shapes and granularities). */
+/** x = q * s, the inverse of isthmus_quantize_s8 (same shapes and granularities). Scales are not checked:
+ *  a NaN scale makes its tensor / row / group NaN; an infinite one gives +-inf where q != 0, NaN where q = 0. */
 typedef struct isthmus_dequantize_args {
     int64_t rows, cols;
     const int8_t *q; int64_t ldq;
@@ -188,6 +207,7 @@ int64_t isthmus_scale_count(int64_t rows, int64_t cols, int32_t granularity, int
  * active when packing (isthmus_isa()). The packed buffer is caller-owned, self-describing, and may
  * be used from many threads at once. w_scales may be NULL: such a buffer serves isthmus_gemm_s8_s32
  * only. Group must be 0 (one group spanning K) unless w_granularity is PER_GROUP.
+ * A NaN or infinite w_scales entry is refused by isthmus_gemm_s8_pack, naming its index.
  */
 typedef struct isthmus_gemm_pack_args {
     int64_t n, k;
@@ -218,6 +238,10 @@ isthmus_status isthmus_gemm_s8_packed_info(const void *packed, isthmus_packed_in
  * y = fma((float)acc_g, sa_g * sw_g, y) over g in order, then bias is added, so every ISA variant
  * gives bit-identical results.
  * a_granularity PER_GROUP requires the weights' group. Runs on the library's thread pool.
+ * NaN / inf (not checked, propagated; the same in every variant): a NaN a_scales entry makes its row (its
+ * group's contribution) NaN; an infinite one gives +-inf, or NaN where that group's acc is 0; a NaN bias[n]
+ * makes column n NaN, an infinite one +-inf. The int32 accumulation cannot saturate: K <= ISTHMUS_GEMM_MAX_K
+ * and weights in [-127, 127] keep it exact, the AVX2 maddubs path included (test_gemm extremes).
  */
 typedef struct isthmus_gemm_s8_args {
     int64_t m, n, k;
@@ -243,7 +267,8 @@ isthmus_status isthmus_gemm_s8_s32(const isthmus_gemm_s8_s32_args *args);
  * Fused: quantizes X[M,K] f32 per row (weights with group 0) or per group (the weights' group) on
  * the fly, exactly as isthmus_quantize_s8 would, then runs isthmus_gemm_s8. Scratch: pass
  * workspace of isthmus_gemm_f32_s8_workspace_size() bytes, or NULL to let the library allocate it
- * for the call.
+ * for the call. A NaN or infinite x is refused as isthmus_quantize_s8 refuses it ("x[m, k] = ... is not
+ * finite"); bias as in isthmus_gemm_s8.
  */
 typedef struct isthmus_gemm_f32_s8_args {
     int64_t m, n, k;
@@ -287,8 +312,8 @@ isthmus_status isthmus_gemm_f32_s8(const isthmus_gemm_f32_s8_args *args);
 
 enum {
     ISTHMUS_KV_F32 = 0,
-    ISTHMUS_KV_F16 = 1,  /* IEEE half, round to nearest even on append; overflow becomes +-inf       */
-    ISTHMUS_KV_BF16 = 2, /* bfloat16, round to nearest even on append                                */
+    ISTHMUS_KV_F16 = 1,  /* IEEE half, round to nearest even on append; |x| >= 65520 is refused       */
+    ISTHMUS_KV_BF16 = 2, /* bfloat16, round to nearest even on append; |x| >= 0x1.ffp127 is refused   */
     ISTHMUS_KV_S8 = 3    /* int8 with one f32 scale per (token, kv head): q = rne(x / s), s = max|x|/127 */
 };
 /* Numerics of ISTHMUS_KV_S8 attention: with the AVX-512 variant and block_size >= 16, q.k runs in int8
@@ -377,7 +402,8 @@ enum {
 };
 /** Pair i of a rotated vector turns by angle pos * theta^(-2i / rotary_dim), computed in double and
  * rounded to f32 cos/sin; y0 = fma(x0, c, -(x1*s)), y1 = fma(x1, c, x0*s) in f32, so the standalone op
- * and the fused append give bit-identical results. Dimensions from rotary_dim on are left as they are. */
+ * and the fused append give bit-identical results. Dimensions from rotary_dim on are left as they are.
+ * NaN / inf in x are not checked: they spoil only their own pair (both outputs of the pair NaN or +-inf). */
 typedef struct isthmus_rope_params {
     int32_t style;        /* ISTHMUS_ROPE_*                                                     */
     int32_t rotary_dim;   /* 0: head_dim; else even, <= head_dim                                */
@@ -398,7 +424,12 @@ isthmus_status isthmus_rope(const isthmus_rope_args *args);
  * (after isthmus_kv_seq_extend), tokens of the batch stacked in order: row t of k and v is
  * [kv_heads, head_dim]. With rope.style != NONE, K is rotated at its position before it is stored
  * (V never is). Sequences in one call must be distinct; positions must not be shared with a fork
- * (extend first: extending copies a shared block). ISTHMUS_KV_S8 refuses NaN and infinite values.
+ * (extend first: extending copies a shared block).
+ * The cache holds finite values only, for every dtype: a NaN or infinite value in k or v is refused
+ * (ISTHMUS_ERR_INVALID_ARGUMENT, "k[t, i] = nan ...") before anything is written, and so is a finite value
+ * the store would round to inf (F16: |x| >= 65520; BF16: |x| >= 0x1.ffp127). A K row that RoPE takes out of
+ * that range is refused too, naming the row; heads of that call already stored stay written.
+ * Denormal k/v are stored as they are (F16/BF16 round them like any value; S8 quantizes them).
  */
 typedef struct isthmus_kv_write_args {
     void *kv;
@@ -416,7 +447,8 @@ typedef struct isthmus_kv_write_args {
 } isthmus_kv_write_args;
 isthmus_status isthmus_kv_write(const isthmus_kv_write_args *args);
 
-/** Reads positions [start, start+count) of one sequence and layer back as f32 (dequantized). */
+/** Reads positions [start, start+count) of one sequence and layer back as f32 (dequantized). Positions
+ *  written by isthmus_kv_write read back finite (the write refuses anything else). */
 typedef struct isthmus_kv_read_args {
     const void *kv;
     int32_t layer, seq;
@@ -438,6 +470,10 @@ isthmus_status isthmus_kv_read(const isthmus_kv_read_args *args);
  * Long contexts are split into chunks of ISTHMUS_ATTENTION_SPLIT keys that run in parallel and are
  * merged (flash-decoding) when a sequence has at most 16 query tokens; the split depends only on the
  * shapes, never on the thread count, so results do not depend on it. out may be q itself (same ld).
+ * A NaN or infinite q is refused (ISTHMUS_ERR_INVALID_ARGUMENT, "q[t, c] = ... (head h, dimension i)"), as
+ * are a non-finite scale or softcap; cached K/V are finite (isthmus_kv_write), and slots past a sequence's
+ * length are never read, whatever bytes they hold. Scores beyond f32's range (|scale * q.k| > 3.4e38, far
+ * outside any model's) are not checked.
  */
 #define ISTHMUS_ATTENTION_SPLIT 2048
 typedef struct isthmus_attention_args {
@@ -485,6 +521,7 @@ isthmus_status isthmus_attention(const isthmus_attention_args *args);
  *       free indices. Unused bits of a row's last word are 0. nnz, row_ptr and col_idx are ignored.
  * S8    values int8 in [-127, 127] (-128 is refused) with one f32 scale per row, scales[N]
  *       (W ~= values * scales[row], as isthmus_quantize_s8 PER_ROW makes them). F32: scales is NULL.
+ * F32 values are stored as given (NaN / inf included: see isthmus_spmm); S8 scales must be finite and >= 0.
  */
 enum {
     ISTHMUS_SPARSE_CSR = 0,
@@ -545,6 +582,11 @@ isthmus_status isthmus_sparse_packed_info(const void *packed, isthmus_sparse_inf
  *         acc = sum wq * xq is exact, and y = fmaf((float)acc, x_scales[m] * scales[n], 0) + bias[n],
  *         bit-identical for every ISA variant. With c != NULL (and y == NULL) the raw int32 acc is
  *         written to c [M, N] instead (no scales, no bias).
+ * NaN / inf are not checked and propagate, the same in every variant: F32, a non-finite x[m, k] makes y[m, n]
+ * non-finite for exactly the rows n of W that store column k (a stored zero included: 0 * NaN = NaN), and a
+ * non-finite stored weight w[n, k] makes column n non-finite for the rows m whose x[m, k] is not 0; S8, a NaN
+ * x_scales[m] makes row m NaN; F32 and S8, a NaN bias[n] makes column n NaN. int32 acc is exact (no
+ * saturation) for K <= ISTHMUS_GEMM_MAX_K (test_sparse extremes, test_sparse24 s8_extremes).
  */
 typedef struct isthmus_spmm_args {
     int64_t m;                        /* 1 ..                                                       */
@@ -577,7 +619,7 @@ enum {
  * given |w| * act_norm[k] (Wanda: act_norm = the L2 norm of column k of the calibration activations).
  * The lowest scores are removed; exactly the stated count is removed. Equal scores are ordered by a
  * hash of (seed, row, column), so a mask is reproducible for a seed and ties fall differently for
- * different seeds. NaN or infinite w or act_norm (or negative act_norm) are refused.
+ * different seeds. NaN or infinite w or act_norm (or negative act_norm) are refused, naming the position.
  * mask[N, K] (ldm >= K): 1 = kept, 0 = removed.
  */
 typedef struct isthmus_prune_args {
@@ -601,6 +643,9 @@ isthmus_status isthmus_prune_mask(const isthmus_prune_args *args);
  * accumulated in f32 in an order that depends on the ISA (tests bound it against a double reference by
  * 1e-5 relative). With residual != NULL, x[r, :] += residual[r, :] first and the sum is written back to x
  * (the fused "add then norm" of a pre-norm transformer). y may be x (same ld).
+ * NaN / inf are not refused: a row whose sum of squares is not finite (a NaN or +-inf in x + residual, or
+ * |x| so large that the squares overflow f32) comes out all NaN (x still receives the sum with residual);
+ * a NaN weight[i] makes column i NaN, an infinite one +-inf (NaN where x is 0). eps must be finite and > 0.
  */
 typedef struct isthmus_rmsnorm_args {
     int64_t rows, dim;
@@ -615,6 +660,10 @@ isthmus_status isthmus_rmsnorm(const isthmus_rmsnorm_args *args);
 /**
  * SwiGLU: out[r, i] = silu(gate[r, i]) * up[r, i], silu(g) = g / (1 + exp(-g)). gate and up may be the
  * two halves of one [rows, 2 * n] projection (up = gate + n, same ld). out may be gate (same ld).
+ * NaN / inf propagate element-wise, the same class in every variant: NaN gate or up -> NaN; gate = +inf ->
+ * +-inf with up's sign (NaN for up = 0); gate = -inf -> NaN (-inf * sigmoid(-inf) = -inf * 0); up = +-inf ->
+ * +-inf (sign of up * gate), NaN where silu(gate) is 0 (gate = 0, or gate < -87.34, where every variant's
+ * exp(gate) is 0).
  */
 typedef struct isthmus_swiglu_args {
     int64_t rows, n;

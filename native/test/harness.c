@@ -28,11 +28,12 @@ void gfree(void *p) {
 
 extern const test_case core_tests[], quant_tests[], gemm_tests[], attention_tests[], sparse_tests[],
     sparse24_tests[], prune_tests[], sparse_abi_tests[], nn_tests[], sample_tests[], verify_tests[],
-    reliability_tests[];
+    reliability_tests[], hygiene_tests[];
 
 static const test_case *const suites[] = {core_tests, quant_tests, gemm_tests, attention_tests,
                                           sparse_tests, sparse24_tests, prune_tests, sparse_abi_tests,
-                                          nn_tests, sample_tests, verify_tests, reliability_tests};
+                                          nn_tests, sample_tests, verify_tests, reliability_tests,
+                                          hygiene_tests};
 
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;

@@ -227,6 +227,15 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
         st = FAIL_ARG("%s: q/out extents overflow", __func__);
         goto fail;
     }
+    {   /* a NaN or infinite query would reach the softmax, where the variants would not agree on it */
+        int64_t br, bc;
+        if (isthmus__find_nonfinite(a->q, total, width, a->ldq, INFINITY, &br, &bc)) {
+            st = FAIL_ARG("%s: q[%lld, %lld] = %g (head %lld, dimension %lld): NaN and infinite queries are refused",
+                          __func__, (long long)br, (long long)bc, (double)a->q[br * a->ldq + bc], (long long)(bc / d),
+                          (long long)(bc % d));
+            goto fail;
+        }
+    }
     uint64_t *anc = NULL;
     if (a->tree_parents) { /* ancestor sets: node u sees its parent's set and itself */
         anc = isthmus__calloc((size_t)total * ATTN_TREE_WORDS, 8);

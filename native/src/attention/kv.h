@@ -59,6 +59,12 @@ isthmus_status isthmus__kv_check(const void *state, const char *fn);
 /* A live sequence id. */
 isthmus_status isthmus__kv_check_seq(const kv_state *s, int32_t seq, const char *fn, const char *name);
 
+/* Finds the first element of x [rows, width] (row stride ld) that is NaN or has |x| >= limit (INFINITY:
+ * only the non-finite ones): returns 1 and its (row, column), or 0 when there is none. Vectorized scan
+ * (the active ISA's amax), scalar only to locate a bad element. */
+int isthmus__find_nonfinite(const float *x, int64_t rows, int64_t width, int64_t ld, float limit, int64_t *row,
+                            int64_t *col);
+
 /* ------------------------------------------------------------------ f16 / bf16 conversions */
 
 static inline uint16_t f32_to_f16(float f) {

@@ -437,6 +437,29 @@ void isthmus__rope_row(float *x, int64_t heads, int64_t head_dim, int64_t pos, c
                        const double *inv, float *cs);
 isthmus_status isthmus__rope_check(const isthmus_rope_params *r, int64_t head_dim, const char *fn);
 
+int isthmus__find_nonfinite(const float *x, int64_t rows, int64_t width, int64_t ld, float limit, int64_t *row,
+                            int64_t *col) {
+    const QUANTIZE_S8_kernel *qk = isthmus__kernel(ISTHMUS_OP_QUANTIZE_S8, isthmus__isa_active());
+    if (!qk) qk = isthmus__kernel(ISTHMUS_OP_QUANTIZE_S8, ISTHMUS_ISA_REF);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ld;
+        float m = qk->amax(xr, width); /* NaN when a NaN or inf is present */
+        if (m < limit) continue;
+        for (int64_t i = 0; i < width; i++)
+            if (!(fabsf(xr[i]) < limit)) {
+                *row = r, *col = i;
+                return 1;
+            }
+    }
+    return 0;
+}
+
+/* |x| from which a store rounds to inf: f16 (65504 is the largest f16; 65520 is halfway to 2^16), bf16
+ * (0x7f7f8000, halfway between the largest bf16 and 2^128), none for f32 and int8. */
+static float store_limit(int32_t dtype) {
+    return dtype == ISTHMUS_KV_F16 ? 65520.0f : dtype == ISTHMUS_KV_BF16 ? 0x1.ffp127f : INFINITY;
+}
+
 typedef struct write_ctx {
     const isthmus_kv_write_args *a;
     const kv_state *s;
@@ -473,9 +496,12 @@ static void write_task(void *vctx, int64_t i) {
             k = row;
         }
         for (int32_t h = 0; h < kvh; h++) {
-            if (s->cfg.dtype == ISTHMUS_KV_S8) {
-                float ak = c->qk->amax(k + (int64_t)h * d, d), av = c->qk->amax(v + (int64_t)h * d, d);
-                if (!isfinite(ak) || !isfinite(av)) {
+            /* The inputs were checked finite (and within f16 range) before any write; a rotated K can still
+             * leave that range (near FLT_MAX, or past 65504 for f16), and such a head is not stored. */
+            if (row || s->cfg.dtype == ISTHMUS_KV_S8) {
+                float lim = store_limit(s->cfg.dtype);
+                float ak = c->qk->amax(k + (int64_t)h * d, d);
+                if (!(ak < lim)) {
                     c->bad = 1;
                     c->bad_row = r;
                     continue;
@@ -558,6 +584,26 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
         isthmus__free(row0);
         return st;
     }
+    /* The cache holds finite values only (every dtype): NaN and +-inf in k or v are refused before anything
+     * is written, and for f16 so are finite values that would round to inf. */
+    if (!st) {
+        const float lim = store_limit(cfg->dtype);
+        int64_t br, bc;
+        for (int which = 0; which < 2 && !st; which++) {
+            const float *x = which ? a->v : a->k;
+            if (isthmus__find_nonfinite(x, total, width, which ? a->ldv : a->ldk, lim, &br, &bc))
+                st = FAIL_ARG("%s: %s[%lld, %lld] = %g: %s", __func__, which ? "v" : "k", (long long)br, (long long)bc,
+                              (double)x[br * (which ? a->ldv : a->ldk) + bc],
+                              isfinite(x[br * (which ? a->ldv : a->ldk) + bc])
+                                  ? (cfg->dtype == ISTHMUS_KV_F16 ? "rounds to inf in an f16 KV cache (|x| >= 65520); nothing was written"
+                                                                  : "rounds to inf in a bf16 KV cache (|x| >= 0x1.ffp127); nothing was written")
+                                  : "NaN and infinite K/V values are refused; nothing was written");
+        }
+        if (st) {
+            isthmus__free(row0);
+            return st;
+        }
+    }
     write_ctx c = {.a = a, .s = s, .row0 = row0, .qk = isthmus__kernel(ISTHMUS_OP_QUANTIZE_S8, isthmus__isa_active())};
     if (!c.qk) c.qk = isthmus__kernel(ISTHMUS_OP_QUANTIZE_S8, ISTHMUS_ISA_REF);
     if (a->n_seqs == 1 || total < 64) {
@@ -568,8 +614,8 @@ isthmus_status isthmus_kv_write(const isthmus_kv_write_args *a) {
     isthmus__free(row0);
     if (c.bad == 2) return isthmus__fail(ISTHMUS_ERR_OUT_OF_MEMORY, "%s: out of memory", __func__);
     if (c.bad)
-        return FAIL_ARG("%s: row %lld of k or v holds NaN or infinity, which an int8 KV cache cannot store "
-                        "(its heads were not written)",
+        return FAIL_ARG("%s: row %lld of k, rotated at its position, leaves the range the cache stores "
+                        "(NaN or infinite, or rounds to inf in f16/bf16); the heads that did were not written",
                         __func__, (long long)c.bad_row);
     return ISTHMUS_OK;
 }

@@ -16,6 +16,14 @@ static inline float isthmus__scale_of(float amax) {
     return s;
 }
 
+/* Denormals: x / s with denormal operands is slow (3.2x per element on Zen 4 for AVX-512 division), and an
+ * all-denormal row was 2.35x slower to quantize than a normal one (bench/results/2026-11-29-amd-epyc-
+ * denormals.md). Where scale < ISTHMUS_QUANT_TINY (so every |x| <= 127.5 * scale < 2^-60), the SIMD
+ * kernels divide x * 2^64 by scale * 2^64 instead: both are exact normal floats formed with integer
+ * operations only (a denormal's mantissa converted as an integer, times 2^-85; a normal's exponent + 64),
+ * their quotient is the same real number, so q is bit-identical to round(x / scale). */
+#define ISTHMUS_QUANT_TINY 0x1p-67f
+
 /* Round half to even, independent of the rounding mode (clang 14 lacks __builtin_roundevenf). */
 static inline float isthmus__roundevenf(float v) {
 #if defined(__clang__) && __clang_major__ < 15

@@ -32,21 +32,35 @@ static float amax_avx2(const float *x, int64_t n) {
     return isbad ? NAN : m;
 }
 
-static inline __m256i quant8(const float *x, __m256 vs, __m256 lo, __m256 hi) {
-    __m256 v = _mm256_div_ps(_mm256_loadu_ps(x), vs);
+/* x * 2^64, exact, for |x| < 2^-60, by integer operations (quant.h, ISTHMUS_QUANT_TINY). */
+static inline __m256 times_2p64(__m256 x) {
+    const __m256i b = _mm256_castps_si256(x), absm = _mm256_set1_epi32(0x7fffffff);
+    const __m256i mag = _mm256_and_si256(b, absm), sign = _mm256_andnot_si256(absm, b);
+    const __m256i den = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x00800000), mag);
+    const __m256i vd = _mm256_or_si256(
+        _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(mag), _mm256_set1_ps(0x1p-85f))), sign);
+    const __m256i vn = _mm256_add_epi32(b, _mm256_set1_epi32(64 << 23));
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(vn, vd, den));
+}
+
+static inline __m256i quant8(const float *x, __m256 vs, __m256 lo, __m256 hi, int tiny) {
+    __m256 xv = _mm256_loadu_ps(x);
+    if (tiny) xv = times_2p64(xv);
+    __m256 v = _mm256_div_ps(xv, vs);
     v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
     return _mm256_cvtps_epi32(v);
 }
 
 static void quant_avx2(const float *x, int64_t n, float scale, int8_t *q) {
-    const __m256 vs = _mm256_set1_ps(scale);
+    const int tiny = scale < ISTHMUS_QUANT_TINY;
+    const __m256 vs = tiny ? times_2p64(_mm256_set1_ps(scale)) : _mm256_set1_ps(scale);
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        __m256i a = quant8(x + i, vs, lo, hi), b = quant8(x + i + 8, vs, lo, hi);
-        __m256i c = quant8(x + i + 16, vs, lo, hi), d = quant8(x + i + 24, vs, lo, hi);
+        __m256i a = quant8(x + i, vs, lo, hi, tiny), b = quant8(x + i + 8, vs, lo, hi, tiny);
+        __m256i c = quant8(x + i + 16, vs, lo, hi, tiny), d = quant8(x + i + 24, vs, lo, hi, tiny);
         __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
         __m256i abcd = _mm256_packs_epi16(ab, cd);
         _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(abcd, perm));

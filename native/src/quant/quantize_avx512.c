@@ -29,12 +29,26 @@ static float amax_avx512(const float *x, int64_t n) {
     return isbad ? NAN : m;
 }
 
+/* x * 2^64, exact, for |x| < 2^-60, by integer operations (quant.h, ISTHMUS_QUANT_TINY). */
+static inline __m512 times_2p64(__m512 x) {
+    const __m512i b = _mm512_castps_si512(x), absm = _mm512_set1_epi32(0x7fffffff);
+    const __m512i mag = _mm512_and_si512(b, absm), sign = _mm512_andnot_si512(absm, b);
+    const __mmask16 den = _mm512_cmpgt_epi32_mask(_mm512_set1_epi32(0x00800000), mag);
+    const __m512i vd = _mm512_or_si512(
+        _mm512_castps_si512(_mm512_mul_ps(isthmus_mm512_cvtepi32_ps(mag), _mm512_set1_ps(0x1p-85f))), sign);
+    const __m512i vn = _mm512_add_epi32(b, _mm512_set1_epi32(64 << 23));
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(den, vn, vd));
+}
+
 static void quant_avx512(const float *x, int64_t n, float scale, int8_t *q) {
-    const __m512 vs = _mm512_set1_ps(scale);
+    const int tiny = scale < ISTHMUS_QUANT_TINY;
+    const __m512 vs = tiny ? times_2p64(_mm512_set1_ps(scale)) : _mm512_set1_ps(scale);
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m512 v = _mm512_div_ps(_mm512_loadu_ps(x + i), vs);
+        __m512 xv = _mm512_loadu_ps(x + i);
+        if (tiny) xv = times_2p64(xv);
+        __m512 v = _mm512_div_ps(xv, vs);
         v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
         _mm_storeu_si128((__m128i *)(q + i), isthmus_mm512_cvtepi32_epi8(isthmus_mm512_cvtps_epi32(v)));

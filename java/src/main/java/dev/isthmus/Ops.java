@@ -169,7 +169,9 @@ public final class Ops {
      * @param y        F32 {@code [rows, dim]}, written; may be x itself (same memory and row stride), otherwise
      *                 must not overlap it (column slices of one buffer with the same row stride are fine)
      * @throws IllegalArgumentException naming the argument for a wrong shape, dtype, stride, eps, read-only output
-     *                                  or overlap
+     *                                  or overlap. Non-finite values are not refused: a row of x (+ residual) holding
+     *                                  a NaN or an infinity, or whose sum of squares overflows, comes out all NaN;
+     *                                  a NaN weight makes its column NaN
      * @throws IllegalStateException    for a closed tensor
      */
     public static void rmsNorm(Tensor x, Tensor residual, Tensor weight, float eps, Tensor y) {
@@ -231,7 +233,9 @@ public final class Ops {
      * @param out  F32 {@code [rows, n]}, written; may be gate or up itself (same memory and row stride),
      *             otherwise must not overlap them
      * @throws IllegalArgumentException naming the argument for a wrong shape, dtype, stride, read-only output or
-     *                                  overlap
+     *                                  overlap. Non-finite values propagate element-wise (a NaN gate or up, or a
+     *                                  gate of -inf, gives NaN; see the README, "NaN, infinities, saturation and
+     *                                  denormals")
      * @throws IllegalStateException    for a closed tensor
      */
     public static void swiglu(Tensor gate, Tensor up, Tensor out) {

@@ -384,7 +384,10 @@ public final class KvCache implements AutoCloseable {
      *             rows may be strided (a view of a fused QKV buffer)
      * @param v    as k
      * @param rope {@link Rope#NONE} to store K as given
-     * @throws IllegalArgumentException also for NaN or infinite values in an INT8 cache, and for positions in a
+     * @throws IllegalArgumentException also for NaN or infinite values in k or v (every {@link KvType}: the cache
+     *                                  holds finite values only; nothing is written), for values an F16 or BF16
+     *                                  cache would round to infinity ({@code |x| >= 65520}, {@code >= 0x1.ffp127}),
+     *                                  and for positions in a
      *                                  block still shared with a fork (only {@link #extend} makes positions a
      *                                  sequence's own)
      */
@@ -444,7 +447,7 @@ public final class KvCache implements AutoCloseable {
                         throw new IllegalArgumentException("batch " + batch + ": " + msg + " (extend the sequence, which "
                                 + "copies a shared block, before writing)");
                     Native.checkInput(status, "KvCache.write", "k " + Checks.shape(k) + " or v " + Checks.shape(v),
-                            "NaN", "infinit");
+                            "NaN", "infinit", "rounds to inf");
                 }
             }
         } finally {
@@ -510,6 +513,7 @@ public final class KvCache implements AutoCloseable {
      *               rows may be strided
      * @param out    as q, written; may be q itself (same memory and row stride), otherwise must not overlap it
      * @param params query heads, scale, softcap, window, optional log-sum-exp output
+     * @throws IllegalArgumentException also for a NaN or infinite value in q, naming its row, head and dimension
      */
     public void attention(int layer, Batch batch, Tensor q, Tensor out, AttentionParams params) {
         attention(layer, batch, q, out, params, null);
@@ -580,7 +584,8 @@ public final class KvCache implements AutoCloseable {
                 isthmus_attention_args.window(a, params.window());
                 isthmus_attention_args.tree_parents(a, treeParents == null ? MemorySegment.NULL
                         : call.allocateFrom(ValueLayout.JAVA_INT, treeParents));
-                Native.check(Isthmus.isthmus_attention(a), "KvCache.attention");
+                Native.checkInput(Isthmus.isthmus_attention(a), "KvCache.attention", "q " + Checks.shape(q),
+                        "NaN and infinite queries");
             }
         } finally {
             l.unlock();

@@ -13,11 +13,12 @@ import dev.isthmus.bindings.Isthmus;
  * }</pre>
  */
 public enum KvType {
-    /** 32-bit float: stored exactly. */
+    /** 32-bit float: stored exactly. NaN and infinite values are refused (by every type: the cache holds finite values). */
     F32(4),
-    /** IEEE half: round to nearest even on write; overflow becomes +-infinity. */
+    /** IEEE half: round to nearest even on write; values that would round to infinity ({@code |x| >= 65520}) are refused. */
     F16(2),
-    /** bfloat16: round to nearest even on write (f32's range, 8 mantissa bits). */
+    /** bfloat16: round to nearest even on write (f32's range, 8 mantissa bits); values that would round to
+     *  infinity ({@code |x| >= 0x1.ffp127}) are refused. */
     BF16(2),
     /**
      * int8 with one f32 scale per (token, KV head): {@code q = round_half_even(x / s)},
