@@ -119,6 +119,10 @@ class SpeculativePropertyTest {
                     do x = r.nextInt(v); while (without && used[x]);
                     used[x] = true;
                     tokens[s][c] = x;
+                    // a token was drawn from its parent's draft row: its probability there is > 0 (the contract;
+                    // with 0, renormalizing without replacement divides by 0 and kernel and reference differ)
+                    int at = (s * t + j + 1) * v + x;
+                    if (draft[at] == 0f) draft[at] = 0.05f + (float) r.nextDouble();
                 }
             }
         }
