@@ -88,8 +88,9 @@ class AttentionBadInputTest {
                     () -> Rope.apply(x, 2, new long[] {0, 1}, Rope.half(1e4)));
             fails(IllegalArgumentException.class, "positions[1] = -1 is outside [0, 2^40]",
                     () -> Rope.apply(x, 2, new long[] {0, -1, 2}, Rope.half(1e4)));
-            fails(IllegalArgumentException.class, "odd head dimension 21",
-                    () -> Rope.apply(Tensor.of(new float[63], 3, 21), 1, pos, Rope.half(1e4)));
+            try (Tensor odd = Tensor.of(new float[63], 3, 21)) {
+                fails(IllegalArgumentException.class, "odd head dimension 21", () -> Rope.apply(odd, 1, pos, Rope.half(1e4)));
+            }
             fails(IllegalArgumentException.class, "rope is null", () -> Rope.apply(x, 2, pos, null));
             fails(IllegalArgumentException.class, "positions is null", () -> Rope.apply(x, 2, null, Rope.NONE));
             fails(IllegalArgumentException.class, "heads must be >= 1", () -> Rope.apply(x, 0, pos, Rope.NONE));
@@ -137,7 +138,8 @@ class AttentionBadInputTest {
                  Tensor out = Tensor.allocate(DType.F32, 3, 64);
                  Tensor k4 = Tensor.allocate(DType.F32, 4, 32);
                  Tensor ki = Tensor.of(new byte[96], 3, 32);
-                 Tensor k3bad = Tensor.wrap(Tensor.allocate(DType.F32, 3, 2, 20).segment(), DType.F32,
+                 Tensor k3mem = Tensor.allocate(DType.F32, 3, 2, 20);
+                 Tensor k3bad = Tensor.wrap(k3mem.segment(), DType.F32,
                          new long[] {3, 2, 16}, new long[] {40, 20, 1})) {
                 cache.write(0, b, k, v, Rope.NONE);
                 // layer, batch, qLen
@@ -146,9 +148,10 @@ class AttentionBadInputTest {
                 fails(IllegalArgumentException.class, "batch is null", () -> cache.write(0, null, k, v, Rope.NONE));
                 fails(IllegalArgumentException.class, "qLen 3 exceeds the length 2 of sequence",
                         () -> cache.write(0, Batch.of(s2, 3), k, v, Rope.NONE));
-                fails(IllegalArgumentException.class, "qLen 6 exceeds the length 5",
-                        () -> cache.attention(0, Batch.of(s, 6), Tensor.allocate(DType.F32, 6, 64),
-                                Tensor.allocate(DType.F32, 6, 64), p));
+                try (Tensor q6 = Tensor.allocate(DType.F32, 6, 64); Tensor out6 = Tensor.allocate(DType.F32, 6, 64)) {
+                    fails(IllegalArgumentException.class, "qLen 6 exceeds the length 5",
+                            () -> cache.attention(0, Batch.of(s, 6), q6, out6, p));
+                }
                 fails(IllegalArgumentException.class, "twice",
                         () -> cache.write(0, Batch.builder().add(s, 1).add(s, 2).build(), k, v, Rope.NONE));
                 // shapes and dtypes
@@ -168,8 +171,10 @@ class AttentionBadInputTest {
                 fails(IllegalArgumentException.class, "params.queryHeads = 3 is not a multiple of the cache's kvHeads = 2",
                         () -> cache.attention(0, b, q, out, AttentionParams.of(3, 16)));
                 fails(IllegalArgumentException.class, "params is null", () -> cache.attention(0, b, q, out, null));
-                fails(IllegalArgumentException.class, "params.lse must be F32[3, 4] contiguous but is F32[4, 3]",
-                        () -> cache.attention(0, b, q, out, p.withLse(Tensor.allocate(DType.F32, 4, 3))));
+                try (Tensor lse43 = Tensor.allocate(DType.F32, 4, 3)) {
+                    fails(IllegalArgumentException.class, "params.lse must be F32[3, 4] contiguous but is F32[4, 3]",
+                            () -> cache.attention(0, b, q, out, p.withLse(lse43)));
+                }
                 fails(IllegalArgumentException.class, "params.lse F32[3, 4] overlaps out",
                         () -> cache.attention(0, b, q, out, p.withLse(Tensor.wrap(out.segment(), DType.F32, 3, 4))));
                 // out vs q: identical is fine, shifted is not
