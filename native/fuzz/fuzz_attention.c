@@ -254,12 +254,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     for (int64_t j = lo; j <= p; j++)
                         if (!isnan(s[j])) m = fmax(m, s[j]);
                     for (int64_t j = lo; j <= p; j++) {
-                        s[j] = isnan(s[j]) ? 0.0 : exp(s[j] - m); /* now the weight */
-                        l += s[j];
+                        s[j] = isnan(s[j]) ? -1.0 : exp(s[j] - m); /* now the weight; -1: not visible */
+                        l += s[j] >= 0 ? s[j] : 0.0;
                     }
                     for (int32_t e = 0; e < d; e++) {
                         double ref = 0;
-                        for (int64_t j = lo; j <= p; j++) ref += s[j] / l * si->v[j * width + (int64_t)g * d + e];
+                        for (int64_t j = lo; j <= p; j++)
+                            if (s[j] >= 0) ref += s[j] / l * si->v[j * width + (int64_t)g * d + e];
                         double tol = vmax * (1e-5 + 2.5 * es) + 1e-30;
                         if (!(fabs(ov[e] - ref) <= tol)) {
                             fprintf(stderr, "row %lld head %d dim %d: out %g ref %g tol %g (dtype %d bs %d len %lld q_len %lld window %d softcap %g tree %d)\n",

@@ -274,6 +274,16 @@ isthmus_status isthmus_gemm_f32_s8(const isthmus_gemm_f32_s8_args *args);
  * concurrently with any other call on the same cache. isthmus_kv_write on distinct sequences and
  * isthmus_attention may run concurrently with each other (the Java KvCache enforces this with a
  * read-write lock).
+ *
+ * The state is caller memory, so every entry validates what it uses before following it: the magic, a
+ * hash of the header's fixed fields (configuration, pool pointer, sizes, offsets), the block and sequence
+ * counters, the record of each sequence id it is given, each block id it follows (0..num_blocks-1, with a
+ * reference count in 1..max_seqs) and each free-list entry it takes. A state found corrupt is refused with
+ * ISTHMUS_ERR_INVALID_ARGUMENT ("... corrupt"), and no entry reads or writes outside the state and pool
+ * buffers because of it. What stays the caller's responsibility: that state and pool are the buffers
+ * given to isthmus_kv_init, at least as large as isthmus_kv_sizes said, alive and not moved; corruption
+ * that stays consistent (a valid block id of another sequence, a length within its blocks) is not
+ * detected and only makes the cache contents wrong.
  */
 
 enum {
@@ -429,6 +439,11 @@ isthmus_status isthmus_kv_read(const isthmus_kv_read_args *args);
  * Long contexts are split into chunks of ISTHMUS_ATTENTION_SPLIT keys that run in parallel and are
  * merged (flash-decoding) when a sequence has at most 16 query tokens; the split depends only on the
  * shapes, never on the thread count, so results do not depend on it. out may be q itself (same ld).
+ * NaN and infinity are not refused (an ISTHMUS_KV_S8 cache never holds them): a row whose query, or a key
+ * or value it sees, holds a NaN gets NaN in its output (all of it when the NaN is in q or in a K, which
+ * makes a logit NaN; a NaN logit never drops out of the softmax, with or without softcap), and infinite
+ * values give inf or NaN where IEEE arithmetic does (e.g. a +inf logit makes the row NaN); keys a row does
+ * not see (causal, window, tree) never affect it, whatever they hold. Every ISA variant follows this rule.
  */
 #define ISTHMUS_ATTENTION_SPLIT 2048
 typedef struct isthmus_attention_args {
