@@ -183,7 +183,7 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
                           float *m, float *l, float *corr) {
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
     for (int r = 0; r < u->rows; r++) {
-        __m256 vmax = ninf;
+        __m256 vmax = ninf, nan = _mm256_setzero_ps(); /* visible NaN logits: the max may not show them */
         for (int gi = 0; gi < ng; gi++) {
             int64_t a = u->lo[r] - g[gi].base > g[gi].j0 ? u->lo[r] - g[gi].base : g[gi].j0;
             int64_t b = u->pos[r] - g[gi].base + 1 < g[gi].j1 ? u->pos[r] - g[gi].base + 1 : g[gi].j1;
@@ -199,12 +199,14 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
                 __m256 vis = lane_mask(8 * hh, a, b);
                 if (u->tree) vis = _mm256_and_ps(vis, bits_mask8(tb >> (8 * hh)));
                 x = _mm256_blendv_ps(ninf, x, vis);
+                nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
                 _mm256_store_ps(ps, x);
                 vmax = _mm256_max_ps(vmax, x);
             }
         }
         float mx = hmax8(vmax);
         float mn = mx > m[r] ? mx : m[r];
+        if (_mm256_movemask_ps(nan) && mn == -INFINITY) mn = 0.0f; /* only NaN visible: keep it below */
         if (mn == -INFINITY) {
             corr[r] = 1.0f;
             for (int i = 0; i < ng * 16; i += 8) _mm256_store_ps(P + r * KC + i, _mm256_setzero_ps());

@@ -163,6 +163,7 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int r = 0; r < u->rows; r++) {
         __m512 vmax = ninf;
+        __mmask16 nan = 0; /* visible NaN logits: the max below may not show them */
         for (int gi = 0; gi < ng; gi++) {
             __m512 x = _mm512_load_ps(S + r * KC + gi * 16);
             /* a NaN logit stays NaN (softcap's tanh would make it finite), see below */
@@ -170,11 +171,13 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
             __mmask16 vis = row_mask(&g[gi], u->lo[r], u->pos[r]);
             if (u->tree) vis &= (__mmask16)attn_tree_bits16(u, r, g[gi].base);
             x = _mm512_mask_blend_ps(vis, ninf, x);
+            nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
             _mm512_store_ps(S + r * KC + gi * 16, x);
             vmax = _mm512_max_ps(vmax, x);
         }
         float mx = isthmus_mm512_hmax_ps(vmax);
         float mn = mx > m[r] ? mx : m[r];
+        if (nan && mn == -INFINITY) mn = 0.0f; /* only NaN visible: run the pass below, which keeps it */
         if (mn == -INFINITY) { /* nothing visible to this row in the chunk */
             corr[r] = 1.0f;
             for (int gi = 0; gi < ng; gi++) _mm512_store_ps(P + r * KC + gi * 16, _mm512_setzero_ps());
