@@ -308,6 +308,16 @@ isthmus_status isthmus_gemm_f32_s8(const isthmus_gemm_f32_s8_args *args);
  * concurrently with any other call on the same cache. isthmus_kv_write on distinct sequences and
  * isthmus_attention may run concurrently with each other (the Java KvCache enforces this with a
  * read-write lock).
+ *
+ * The state is caller memory, so every entry validates what it uses before following it: the magic, a
+ * hash of the header's fixed fields (configuration, pool pointer, sizes, offsets), the block and sequence
+ * counters, the record of each sequence id it is given, each block id it follows (0..num_blocks-1, with a
+ * reference count in 1..max_seqs) and each free-list entry it takes. A state found corrupt is refused with
+ * ISTHMUS_ERR_INVALID_ARGUMENT ("... corrupt"), and no entry reads or writes outside the state and pool
+ * buffers because of it. What stays the caller's responsibility: that state and pool are the buffers
+ * given to isthmus_kv_init, at least as large as isthmus_kv_sizes said, alive and not moved; corruption
+ * that stays consistent (a valid block id of another sequence, a length within its blocks) is not
+ * detected and only makes the cache contents wrong.
  */
 
 enum {
@@ -473,7 +483,10 @@ isthmus_status isthmus_kv_read(const isthmus_kv_read_args *args);
  * A NaN or infinite q is refused (ISTHMUS_ERR_INVALID_ARGUMENT, "q[t, c] = ... (head h, dimension i)"), as
  * are a non-finite scale or softcap; cached K/V are finite (isthmus_kv_write), and slots past a sequence's
  * length are never read, whatever bytes they hold. Scores beyond f32's range (|scale * q.k| > 3.4e38, far
- * outside any model's) are not checked.
+ * outside any model's) are not checked. Should a cache hold non-finite K/V anyway (its pool written by
+ * other means), a row that sees a NaN key or value gets NaN in its output (a NaN logit never drops out of
+ * the softmax), infinities give what IEEE arithmetic gives, and keys a row does not see (causal, window,
+ * tree) never affect it; every ISA variant follows this rule.
  */
 #define ISTHMUS_ATTENTION_SPLIT 2048
 typedef struct isthmus_attention_args {

@@ -1218,6 +1218,124 @@ static void tree_compact_bad_arguments(void) {
     cache_close(&c);
 }
 
+/* ------------------------------------------------------------------ fuzz finds (native/fuzz/README.md) */
+
+/* The state is caller memory: a byte the caller overwrote (header: pool pointer, sizes, offsets; free
+ * list, reference counts, sequence records, block tables) must give a status code, never a read or
+ * write outside the state and pool (the guards of galloc), nor ISTHMUS_ERR_INTERNAL. Every byte of the
+ * state in turn, then the entries that follow block ids or the pool pointer. */
+static void corrupted_state(void) {
+    uint64_t rng = t_seed;
+    cache c;
+    CHECK(cache_open(&c, config(2, 1, 16, 4, ISTHMUS_KV_F32, 12, 3, 32)), "open");
+    int64_t sb = 0, pb = 0;
+    CHECK_OK(isthmus_kv_sizes(&c.cfg, &sb, &pb));
+    int32_t s0, s1;
+    CHECK_OK(isthmus_kv_seq_create(c.state, &s0));
+    append_random(&c, s0, 10, &rng, 1.0f);
+    CHECK_OK(isthmus_kv_seq_fork(c.state, s0, &s1));
+    append_random(&c, s1, 3, &rng, 1.0f);
+    uint8_t *snap = galloc((size_t)sb);
+    memcpy(snap, c.state, (size_t)sb);
+    float buf[16 * 16], out[16 * 16];
+    for (int i = 0; i < 16 * 16; i++) buf[i] = 0.01f * (float)(i % 13);
+    int bad_status = 0, refused = 0;
+    for (int64_t off = 0; off < sb; off++) {
+        memcpy(c.state, snap, (size_t)sb);
+        ((uint8_t *)c.state)[off] ^= (uint8_t)(0x55 ^ (off & 0xaa));
+        isthmus_status st[6];
+        int32_t one = 1, ql = 2, child = -1;
+        isthmus_kv_read_args r = {.kv = c.state, .layer = 1, .seq = s0, .start = 0, .count = 10, .k = buf, .ldk = 16, .v = buf, .ldv = 16};
+        st[0] = isthmus_kv_read(&r);
+        isthmus_attention_args a = {.kv = c.state, .layer = 0, .n_seqs = 1, .seqs = &s1, .q_lens = &ql, .q_heads = 1,
+                                    .q = buf, .ldq = 16, .out = out, .ldo = 16, .scale = 0.25f};
+        st[1] = isthmus_attention(&a);
+        st[2] = isthmus_kv_seq_extend(c.state, s0, 7);
+        isthmus_kv_write_args w = {.kv = c.state, .layer = 1, .n_seqs = 1, .seqs = &s0, .n_tokens = &one, .k = buf,
+                                   .ldk = 16, .v = buf, .ldv = 16};
+        st[3] = isthmus_kv_write(&w);
+        st[4] = isthmus_kv_seq_fork(c.state, s1, &child);
+        st[5] = isthmus_kv_seq_free(c.state, s1);
+        for (int i = 0; i < 6; i++) {
+            bad_status |= st[i] != ISTHMUS_OK && st[i] != ISTHMUS_ERR_INVALID_ARGUMENT && st[i] != ISTHMUS_ERR_CAPACITY;
+            refused += st[i] == ISTHMUS_ERR_INVALID_ARGUMENT;
+        }
+        CHECK(!bad_status, "byte %lld flipped: statuses %d %d %d %d %d %d (%s)", (long long)off, st[0], st[1], st[2],
+              st[3], st[4], st[5], isthmus_last_error());
+        if (bad_status) break;
+    }
+    CHECK(refused > 0, "no corruption was refused");
+    memcpy(c.state, snap, (size_t)sb);
+    gfree(snap);
+    cache_close(&c);
+}
+
+/* attention of `rows` causal query rows of one sequence; out [rows, q_heads * d] */
+static void run_prefill(cache *c, int32_t seq, int32_t rows, const float *q, float *out, float softcap) {
+    const int64_t w = (int64_t)c->cfg.kv_heads * c->cfg.head_dim;
+    isthmus_attention_args a = {.kv = c->state, .layer = 0, .n_seqs = 1, .seqs = &seq, .q_lens = &rows,
+                                .q_heads = c->cfg.kv_heads, .q = q, .ldq = w, .out = out, .ldo = w, .scale = 0.25f,
+                                .softcap = softcap};
+    CHECK_OK(isthmus_attention(&a));
+}
+
+/* A key a row does not see never reaches it, even with NaN / inf in its V (the SIMD P.V ran over whole
+ * groups: 0 x inf = NaN), and a NaN logit makes its row NaN (the SIMD exp and softcap turned it into 0 /
+ * a finite value), for every ISA variant, dtype and block size. */
+static void nonfinite_rule(void) {
+    static const int dts[] = {ISTHMUS_KV_F32, ISTHMUS_KV_F16, ISTHMUS_KV_BF16};
+    static const int bss[] = {4, 16};
+    for (int di = 0; di < 3; di++)
+        for (int bi = 0; bi < 2; bi++)
+            for (int isa = ISTHMUS_ISA_REF; isa <= isthmus_isa_supported(); isa++) {
+                isthmus_set_isa_cap(isa);
+                uint64_t rng = t_seed + (uint64_t)(di * 7 + bi);
+                cache c;
+                const int n = 20, d = 16;
+                CHECK(cache_open(&c, config(1, 1, d, bss[bi], dts[di], 8, 1, 32)), "open");
+                int32_t s;
+                CHECK_OK(isthmus_kv_seq_create(c.state, &s));
+                CHECK_OK(isthmus_kv_seq_extend(c.state, s, n));
+                float *k = rand_f32(&rng, n * d, -1, 1), *v = rand_f32(&rng, n * d, -1, 1);
+                float *q = rand_f32(&rng, n * d, -1, 1), *o1 = galloc(n * d * 4), *o2 = galloc(n * d * 4);
+                int32_t nn = n;
+                isthmus_kv_write_args w = {.kv = c.state, .layer = 0, .n_seqs = 1, .seqs = &s, .n_tokens = &nn,
+                                           .k = k, .ldk = d, .v = v, .ldv = d};
+                CHECK_OK(isthmus_kv_write(&w));
+                run_prefill(&c, s, n, q, o1, 0.0f);
+                /* the last key's V becomes inf / NaN: rows 0..n-2 do not see it */
+                v[(n - 1) * d + 3] = INFINITY;
+                v[(n - 1) * d + 5] = NAN;
+                CHECK_OK(isthmus_kv_write(&w));
+                run_prefill(&c, s, n, q, o2, 0.0f);
+                CHECK(memcmp(o1, o2, (size_t)(n - 1) * d * 4) == 0,
+                      "dtype %d block %d: a masked key's non-finite V changed the rows that do not see it", dts[di],
+                      bss[bi]);
+                CHECK(isnan(o2[(n - 1) * d + 5]), "the row that sees the NaN V is not NaN there");
+                /* a NaN in key 2: every row from 2 on is NaN everywhere, with and without softcap */
+                v[(n - 1) * d + 3] = v[(n - 1) * d + 5] = 0.5f;
+                k[2 * d + 7] = NAN;
+                CHECK_OK(isthmus_kv_write(&w));
+                for (int sc = 0; sc < 2; sc++) {
+                    run_prefill(&c, s, n, q, o2, sc ? 5.0f : 0.0f);
+                    int nan_rows = 0, finite_rows = 0;
+                    for (int r = 0; r < n; r++) {
+                        int all_nan = 1, all_finite = 1;
+                        for (int i = 0; i < d; i++) all_nan &= isnan(o2[r * d + i]) != 0, all_finite &= isfinite(o2[r * d + i]) != 0;
+                        nan_rows += r >= 2 && all_nan;
+                        finite_rows += r < 2 && all_finite;
+                    }
+                    CHECK(nan_rows == n - 2 && finite_rows == 2,
+                          "dtype %d block %d softcap %d: a NaN logit gave %d NaN rows of %d, %d finite of 2", dts[di],
+                          bss[bi], sc, nan_rows, n - 2, finite_rows);
+                }
+                gfree(k), gfree(v), gfree(q), gfree(o1), gfree(o2);
+                cache_close(&c);
+            }
+    isthmus_set_isa_cap(ISTHMUS_ISA_AVX512);
+}
+
+
 const test_case attention_tests[] = {
     {"attention", "storage_round_trip", storage_round_trip},
     {"attention", "rope_reference", rope_reference},
@@ -1237,5 +1355,7 @@ const test_case attention_tests[] = {
     {"attention", "compact_model", compact_model},
     {"attention", "compact_then_attend", compact_then_attend},
     {"attention", "tree_compact_bad_arguments", tree_compact_bad_arguments},
+    {"attention", "corrupted_state", corrupted_state},
+    {"attention", "nonfinite_rule", nonfinite_rule},
     {NULL, NULL, NULL},
 };

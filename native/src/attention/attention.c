@@ -116,9 +116,11 @@ static void merge_task(void *vctx, int64_t ti) {
     float m[ATTN_MAX_ROWS], l[ATTN_MAX_ROWS];
     for (int32_t j = 0; j < first->rows; j++) {
         float mx = -INFINITY;
+        int nan = 0; /* a split whose sum is NaN (it met a NaN logit or value) makes the row NaN */
         for (int32_t sp = 0; sp < ns; sp++) {
             const float *p = c->parts + (first->part + sp) * c->part_floats;
             if (p[ATTN_MAX_ROWS + j] > 0 && p[j] > mx) mx = p[j];
+            nan |= isnan(p[ATTN_MAX_ROWS + j]);
         }
         float sum = 0;
         float *oj = o + (int64_t)j * d;
@@ -130,6 +132,10 @@ static void merge_task(void *vctx, int64_t ti) {
             sum += p[ATTN_MAX_ROWS + j] * w;
             const float *po = p + 2 * ATTN_MAX_ROWS + (int64_t)j * d;
             for (int32_t i = 0; i < d; i++) oj[i] += po[i] * w;
+        }
+        if (nan) {
+            sum = NAN;
+            for (int32_t i = 0; i < d; i++) oj[i] = NAN;
         }
         m[j] = mx;
         l[j] = sum;
@@ -198,7 +204,7 @@ isthmus_status isthmus_attention(const isthmus_attention_args *a) {
         const int32_t *t = kv_table_c(s, id);
         for (int32_t b = 0; b < q->nblocks; b++)
             if (t[b] < 0 || t[b] >= cfg->num_blocks) {
-                st = isthmus__fail(ISTHMUS_ERR_INTERNAL, "%s: block table of sequence %d is corrupt", __func__, id);
+                st = FAIL_ARG("%s: block table of sequence %d of the KV cache state is corrupt", __func__, id);
                 goto fail;
             }
         int32_t qn = a->q_lens[i];

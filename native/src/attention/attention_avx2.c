@@ -183,7 +183,7 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
                           float *m, float *l, float *corr) {
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
     for (int r = 0; r < u->rows; r++) {
-        __m256 vmax = ninf;
+        __m256 vmax = ninf, nan = _mm256_setzero_ps(); /* visible NaN logits: the max may not show them */
         for (int gi = 0; gi < ng; gi++) {
             int64_t a = u->lo[r] - g[gi].base > g[gi].j0 ? u->lo[r] - g[gi].base : g[gi].j0;
             int64_t b = u->pos[r] - g[gi].base + 1 < g[gi].j1 ? u->pos[r] - g[gi].base + 1 : g[gi].j1;
@@ -194,16 +194,19 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
             for (int hh = 0; hh < 2; hh++) {
                 float *ps = S + r * KC + gi * 16 + 8 * hh;
                 __m256 x = _mm256_load_ps(ps);
-                if (u->softcap > 0) x = softcap8(x, u->softcap);
+                /* a NaN logit stays NaN (softcap's tanh would make it finite), see below */
+                if (u->softcap > 0) x = _mm256_blendv_ps(softcap8(x, u->softcap), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
                 __m256 vis = lane_mask(8 * hh, a, b);
                 if (u->tree) vis = _mm256_and_ps(vis, bits_mask8(tb >> (8 * hh)));
                 x = _mm256_blendv_ps(ninf, x, vis);
+                nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
                 _mm256_store_ps(ps, x);
                 vmax = _mm256_max_ps(vmax, x);
             }
         }
         float mx = hmax8(vmax);
         float mn = mx > m[r] ? mx : m[r];
+        if (_mm256_movemask_ps(nan) && mn == -INFINITY) mn = 0.0f; /* only NaN visible: keep it below */
         if (mn == -INFINITY) {
             corr[r] = 1.0f;
             for (int i = 0; i < ng * 16; i += 8) _mm256_store_ps(P + r * KC + i, _mm256_setzero_ps());
@@ -214,7 +217,10 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
         for (int gi = 0; gi < ng; gi++)
             for (int hh = 0; hh < 2; hh++) {
                 int off = r * KC + gi * 16 + 8 * hh;
-                __m256 p = isthmus__exp_neg8(_mm256_sub_ps(_mm256_load_ps(S + off), vm));
+                /* exp_neg8 gives 0 for NaN: a NaN logit (NaN in q or in a visible key, inf - inf) must make
+                 * the row NaN, as in the reference kernel, not drop out of the softmax */
+                __m256 dlt = _mm256_sub_ps(_mm256_load_ps(S + off), vm);
+                __m256 p = _mm256_blendv_ps(isthmus__exp_neg8(dlt), dlt, _mm256_cmp_ps(dlt, dlt, _CMP_UNORD_Q));
                 sum = _mm256_add_ps(sum, p);
                 if (dt == S8) p = _mm256_mul_ps(p, _mm256_loadu_ps(g[gi].vs + 8 * hh));
                 _mm256_store_ps(P + off, p);
@@ -245,6 +251,7 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             _mm256_storeu_ps(O + r * d + i, _mm256_setzero_ps());
         }
     }
+    const int masked = attn_unit_masked(u); /* rows that do not see every key: see attn_pv_chunk_visible */
     int64_t kp = u->k_lo;
     kgroup g[4], gn[4];
     memset(g, 0, sizeof g);
@@ -262,7 +269,8 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             int64_t kpnn = kpn < u->k_hi ? form_groups(dt, u, kpn, gn, &ngn) : kpn;
             s_chunk(dt, R, qs, d, g, ng, gn, ngn, S);
             softmax_chunk(dt, u, g, ng, S, P, m, l, corr);
-            pv_chunk(dt, R, O, d, P, corr, g, ng);
+            if (masked && attn_groups_v_nonfinite(dt, d, g, ng)) attn_pv_chunk_visible(dt, u, O, d, P, corr, g, ng);
+            else pv_chunk(dt, R, O, d, P, corr, g, ng);
             kp = kpn;
             kpn = kpnn;
             memcpy(g, gn, sizeof g);
@@ -272,7 +280,8 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             kp = gather_group(u, kp, gk, gv, &g[0]);
             s_chunk(F32, R, qs, d, g, ng, gn, 0, S);
             softmax_chunk(F32, u, g, ng, S, P, m, l, corr);
-            pv_chunk(F32, R, O, d, P, corr, g, ng);
+            if (masked && attn_groups_v_nonfinite(F32, d, g, ng)) attn_pv_chunk_visible(F32, u, O, d, P, corr, g, ng);
+            else pv_chunk(F32, R, O, d, P, corr, g, ng);
         }
     }
 }

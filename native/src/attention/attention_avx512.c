@@ -9,6 +9,8 @@
  */
 #include "kernel.h"
 
+#include <float.h>
+
 #include "core/simd.h"
 
 #include "core/exp_avx512.h"
@@ -161,17 +163,21 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int r = 0; r < u->rows; r++) {
         __m512 vmax = ninf;
+        __mmask16 nan = 0; /* visible NaN logits: the max below may not show them */
         for (int gi = 0; gi < ng; gi++) {
             __m512 x = _mm512_load_ps(S + r * KC + gi * 16);
-            if (u->softcap > 0) x = softcap16(x, u->softcap);
+            /* a NaN logit stays NaN (softcap's tanh would make it finite), see below */
+            if (u->softcap > 0) x = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), softcap16(x, u->softcap), x);
             __mmask16 vis = row_mask(&g[gi], u->lo[r], u->pos[r]);
             if (u->tree) vis &= (__mmask16)attn_tree_bits16(u, r, g[gi].base);
             x = _mm512_mask_blend_ps(vis, ninf, x);
+            nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
             _mm512_store_ps(S + r * KC + gi * 16, x);
             vmax = _mm512_max_ps(vmax, x);
         }
         float mx = isthmus_mm512_hmax_ps(vmax);
         float mn = mx > m[r] ? mx : m[r];
+        if (nan && mn == -INFINITY) mn = 0.0f; /* only NaN visible: run the pass below, which keeps it */
         if (mn == -INFINITY) { /* nothing visible to this row in the chunk */
             corr[r] = 1.0f;
             for (int gi = 0; gi < ng; gi++) _mm512_store_ps(P + r * KC + gi * 16, _mm512_setzero_ps());
@@ -180,7 +186,10 @@ INLINE void softmax_chunk(const int dt, const attn_unit *u, const kgroup *g, int
         corr[r] = expf(m[r] - mn);
         __m512 vm = _mm512_set1_ps(mn), sum = _mm512_setzero_ps();
         for (int gi = 0; gi < ng; gi++) {
-            __m512 p = isthmus__exp_neg16(_mm512_sub_ps(_mm512_load_ps(S + r * KC + gi * 16), vm));
+            /* exp_neg16 gives 0 for NaN: a NaN logit (NaN in q or in a visible key, inf - inf) must make
+             * the row NaN, as in the reference kernel, not drop out of the softmax */
+            __m512 dlt = _mm512_sub_ps(_mm512_load_ps(S + r * KC + gi * 16), vm);
+            __m512 p = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(dlt, dlt, _CMP_UNORD_Q), isthmus__exp_neg16(dlt), dlt);
             sum = _mm512_add_ps(sum, p);
             if (dt == S8) p = _mm512_mul_ps(p, _mm512_loadu_ps(g[gi].vs));
             _mm512_store_ps(P + r * KC + gi * 16, p);
@@ -282,20 +291,26 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
     if (dt == S8 && bs >= 16) {
         for (int r = 0; r < R; r++) {
             float amax = 0;
-            for (int i = 0; i < d; i++) amax = fmaxf(amax, fabsf(qs[r * d + i]));
-            sq[r] = amax / 127.0f;
-            float inv = amax > 0 ? 127.0f / amax : 0.0f;
+            int finite = 1;
+            for (int i = 0; i < d; i++) {
+                float a = fabsf(qs[r * d + i]);
+                finite &= a <= FLT_MAX;
+                amax = fmaxf(amax, a);
+            }
+            sq[r] = finite ? amax / 127.0f : NAN; /* a NaN or infinite query row: every logit NaN */
+            float inv = finite && amax > 0 ? 127.0f / amax : 0.0f;
             int32_t sum = 0;
             int8_t *qb = (int8_t *)(qq + (int64_t)r * (d / 4));
             for (int i = 0; i < d; i++) {
-                int v = (int)nearbyintf(qs[r * d + i] * inv);
-                v = v > 127 ? 127 : v < -127 ? -127 : v;
+                float t = qs[r * d + i] * inv;
+                int v = t >= 127.0f ? 127 : t <= -127.0f ? -127 : t == t ? (int)nearbyintf(t) : 0;
                 qb[i] = (int8_t)v;
                 sum += v;
             }
             comp[r] = 128 * sum;
         }
     }
+    const int masked = attn_unit_masked(u); /* rows that do not see every key: see attn_pv_chunk_visible */
     int64_t kp = u->k_lo;
     /* g: this chunk; g1: the next (prefetched in bulk when it became next... see below); g2: the one after,
      * prefetched into L2 a few lines per S iteration while this chunk computes (distance 2 chunks). */
@@ -319,7 +334,8 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             if (dt == S8) S8_SWITCH();
             else S_SWITCH(dt);
             softmax_chunk(dt, u, g, ng, S, P, m, l, corr);
-            pv_chunk(dt, R, O, d, P, corr, g, ng, g2, ngn);
+            if (masked && attn_groups_v_nonfinite(dt, d, g, ng)) attn_pv_chunk_visible(dt, u, O, d, P, corr, g, ng);
+            else pv_chunk(dt, R, O, d, P, corr, g, ng, g2, ngn);
             kp = kp1;
             kp1 = kp2;
             kp2 = kp3;
@@ -333,7 +349,8 @@ INLINE void unit_impl(const int dt, const attn_unit *u) {
             ngn = 0;
             S_SWITCH(F32);
             softmax_chunk(F32, u, g, ng, S, P, m, l, corr);
-            pv_chunk(F32, R, O, d, P, corr, g, ng, g2, 0);
+            if (masked && attn_groups_v_nonfinite(F32, d, g, ng)) attn_pv_chunk_visible(F32, u, O, d, P, corr, g, ng);
+            else pv_chunk(F32, R, O, d, P, corr, g, ng, g2, 0);
         }
     }
 }

@@ -99,4 +99,64 @@ static inline int64_t gather_group(const attn_unit *u, int64_t kp, float *gk, fl
     return b16 + g->j1;
 }
 
+/* The P.V loops of the SIMD kernels run over whole groups: a key that a row does not see (causal, window
+ * or tree mask) has P = 0 there, and 0 x inf or 0 x NaN in its V would still reach the row. So a unit
+ * whose rows do not all see every key of [k_lo, k_hi) checks each chunk's V (lanes j0..j1) first and,
+ * when one is NaN or infinite (rare: finite caches never pay more than this scan), runs that chunk's
+ * P.V in scalar code over the keys each row sees, as the reference kernel does. */
+static inline int attn_unit_masked(const attn_unit *u) {
+    if (u->tree) return 1;
+    for (int r = 0; r < u->rows; r++)
+        if (u->lo[r] > u->k_lo || u->pos[r] + 1 < u->k_hi) return 1;
+    return 0;
+}
+
+static inline int attn_groups_v_nonfinite(const int dt, int d, const kgroup *g, int ng) {
+    if (dt == S8) return 0; /* int8 values and the finite scales the append stores */
+    const int e = esz(dt);
+    uint32_t bad = 0;
+    for (int gi = 0; gi < ng; gi++) {
+        const uint8_t *v = g[gi].v + (int64_t)g[gi].j0 * d * e;
+        const int64_t n = (int64_t)(g[gi].j1 - g[gi].j0) * d;
+        if (dt == F32) {
+            const uint32_t *x = (const uint32_t *)v;
+            for (int64_t i = 0; i < n; i++) bad |= (x[i] & 0x7f800000u) == 0x7f800000u;
+        } else {
+            const uint16_t *x = (const uint16_t *)v, em = dt == F16 ? 0x7c00u : 0x7f80u;
+            for (int64_t i = 0; i < n; i++) bad |= (x[i] & em) == em;
+        }
+    }
+    return bad != 0;
+}
+
+static inline void attn_pv_chunk_visible(const int dt, const attn_unit *u, float *O, int d, const float *P,
+                                         const float *corr, const kgroup *g, int ng) {
+    const int e = esz(dt);
+    for (int r = 0; r < u->rows; r++) {
+        float *o = O + (int64_t)r * d;
+        for (int i = 0; i < d; i++) o[i] *= corr[r];
+        for (int gi = 0; gi < ng; gi++)
+            for (int j = g[gi].j0; j < g[gi].j1; j++) {
+                const int64_t kp = g[gi].base + j;
+                if (kp < u->lo[r] || kp > u->pos[r]) continue;
+                if (u->tree && kp >= u->tree_base) {
+                    const int64_t b = kp - u->tree_base;
+                    if (!((u->anc[r][b >> 6] >> (b & 63)) & 1)) continue;
+                }
+                const float p = P[r * KC + gi * 16 + j];
+                const uint8_t *vrow = g[gi].v + (int64_t)j * d * e;
+                for (int i = 0; i < d; i++) {
+                    float x;
+                    switch (dt) {
+                    case F32: x = ((const float *)vrow)[i]; break;
+                    case F16: x = f16_to_f32(((const uint16_t *)vrow)[i]); break;
+                    case BF16: x = bf16_to_f32(((const uint16_t *)vrow)[i]); break;
+                    default: x = (float)((const int8_t *)vrow)[i]; /* P holds the V scale */
+                    }
+                    o[i] += p * x;
+                }
+            }
+    }
+}
+
 #endif

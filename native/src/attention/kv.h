@@ -30,6 +30,7 @@ typedef struct kv_state {
     int32_t live_seqs;
     int32_t esize;            /* bytes per K/V element                                          */
     int64_t refcount_off, free_off, seqs_off, tables_off; /* from the state start            */
+    uint64_t check;           /* hash of the fields above (all fixed at init), kv_header_check()  */
 } kv_state;
 
 static inline int32_t *kv_refcount(kv_state *s) { return (int32_t *)((uint8_t *)s + s->refcount_off); }
@@ -52,6 +53,27 @@ static inline int64_t kv_k_index(const kv_state *s, int32_t h, int32_t i, int32_
     const int64_t d = s->cfg.head_dim, bs = s->cfg.block_size;
     if (s->cfg.dtype == ISTHMUS_KV_S8) return (((int64_t)h * (d / 4) + i / 4) * bs + slot) * 4 + (i & 3);
     return ((int64_t)h * d + i) * bs + slot;
+}
+
+/* The state is caller memory that a bug in the caller can overwrite: every entry recomputes this hash of
+ * the fixed header fields (configuration, pool pointer, sizes, offsets) and refuses a state whose stored
+ * hash differs, so a corrupted header never sends the library outside its buffers. ~20 multiplies. */
+static inline uint64_t kv_header_check(const kv_state *s) {
+    const uint64_t w[] = {(uint64_t)(uint32_t)s->cfg.layers, (uint64_t)(uint32_t)s->cfg.kv_heads,
+                          (uint64_t)(uint32_t)s->cfg.head_dim, (uint64_t)(uint32_t)s->cfg.block_size,
+                          (uint64_t)(uint32_t)s->cfg.dtype, (uint64_t)(uint32_t)s->cfg.num_blocks,
+                          (uint64_t)(uint32_t)s->cfg.max_seqs, (uint64_t)(uint32_t)s->cfg.max_seq_len,
+                          (uint64_t)(uintptr_t)s->pool, (uint64_t)s->pool_bytes, (uint64_t)s->block_bytes,
+                          (uint64_t)s->k_off, (uint64_t)s->v_off, (uint64_t)s->ks_off, (uint64_t)s->vs_off,
+                          (uint64_t)(uint32_t)s->max_blocks, (uint64_t)(uint32_t)s->esize,
+                          (uint64_t)s->refcount_off, (uint64_t)s->free_off, (uint64_t)s->seqs_off,
+                          (uint64_t)s->tables_off};
+    uint64_t h = s->magic;
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+        h = (h ^ w[i]) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 31;
+    }
+    return h;
 }
 
 /* Validates a state pointer (magic, self-consistent header) for any entry; NULL on success. */

@@ -101,6 +101,7 @@ isthmus_status isthmus_kv_init(const isthmus_kv_config *c, void *state, int64_t 
     for (int32_t i = 0; i < c->num_blocks; i++) fl[i] = c->num_blocks - 1 - i; /* pop order 0, 1, ... */
     s->free_count = c->num_blocks;
     s->magic = KV_MAGIC;
+    s->check = kv_header_check(s);
     /* Ask for transparent huge pages on the pool (a hint; where THP is "madvise" it is what makes decode
      * reads stream without a TLB miss every 4 KB). Only whole 2 MB pages inside the caller's buffer. */
     uintptr_t lo = ((uintptr_t)pool + ((uintptr_t)1 << 21) - 1) & ~(((uintptr_t)1 << 21) - 1);
@@ -114,9 +115,12 @@ isthmus_status isthmus__kv_check(const void *state, const char *fn) {
     if ((uintptr_t)state & 7) return FAIL_ARG("%s: kv is not an initialized KV cache state", fn);
     const kv_state *s = state;
     if (s->magic != KV_MAGIC) return FAIL_ARG("%s: kv is not an initialized KV cache state", fn);
+    if (s->check != kv_header_check(s))
+        return FAIL_ARG("%s: the header of the KV cache state is corrupt (overwritten by the caller?)", fn);
     if (s->free_count < 0 || s->free_count > s->cfg.num_blocks || s->live_seqs < 0 ||
         s->live_seqs > s->cfg.max_seqs)
-        return isthmus__fail(ISTHMUS_ERR_INTERNAL, "%s: KV cache state is corrupt", fn);
+        return FAIL_ARG("%s: KV cache state is corrupt (free_count %d, live_seqs %d)", fn, s->free_count,
+                        s->live_seqs);
     return ISTHMUS_OK;
 }
 
@@ -127,7 +131,7 @@ isthmus_status isthmus__kv_check_seq(const kv_state *s, int32_t seq, const char 
     if (!q->live) return FAIL_ARG("%s: %s = %d is not a live sequence (freed or never created)", fn, name, seq);
     if (q->len < 0 || q->len > s->cfg.max_seq_len || q->nblocks < 0 || q->nblocks > s->max_blocks ||
         (int64_t)q->nblocks * s->cfg.block_size < q->len)
-        return isthmus__fail(ISTHMUS_ERR_INTERNAL, "%s: sequence %d of the KV cache state is corrupt", fn, seq);
+        return FAIL_ARG("%s: sequence %d of the KV cache state is corrupt", fn, seq);
     return ISTHMUS_OK;
 }
 
@@ -162,17 +166,30 @@ isthmus_status isthmus_kv_seq_create(void *state, int32_t *seq) {
 
 static void release_block(kv_state *s, int32_t b) {
     int32_t *rc = kv_refcount(s);
-    if (--rc[b] == 0) kv_freelist(s)[s->free_count++] = b;
+    /* a full free list here means reference counts the caller overwrote: never write past it */
+    if (--rc[b] == 0 && s->free_count < s->cfg.num_blocks) kv_freelist(s)[s->free_count++] = b;
 }
 
-/* Block ids of a table are checked before they index anything. */
+/* Block ids of a table are checked before they index anything (and reference counts, which fork
+ * increments: a block is in at most max_seqs tables). */
 static isthmus_status check_table(const kv_state *s, int32_t seq, const char *fn) {
     const kv_seq *q = &kv_seqs((kv_state *)s)[seq];
     const int32_t *t = kv_table_c(s, seq);
     const int32_t *rc = kv_refcount((kv_state *)s);
     for (int32_t i = 0; i < q->nblocks; i++)
-        if (t[i] < 0 || t[i] >= s->cfg.num_blocks || rc[t[i]] < 1)
-            return isthmus__fail(ISTHMUS_ERR_INTERNAL, "%s: block table of sequence %d is corrupt", fn, seq);
+        if (t[i] < 0 || t[i] >= s->cfg.num_blocks || rc[t[i]] < 1 || rc[t[i]] > s->cfg.max_seqs)
+            return FAIL_ARG("%s: block table of sequence %d of the KV cache state is corrupt (entry %d = %d)", fn,
+                            seq, i, t[i]);
+    return ISTHMUS_OK;
+}
+
+/* The next n entries of the free list (popped from the top) are free block ids: checked before any
+ * is taken, so that a free list the caller overwrote is refused and nothing changes. */
+static isthmus_status check_free(const kv_state *s, int32_t n, const char *fn) {
+    const int32_t *fl = kv_freelist((kv_state *)s), *rc = kv_refcount((kv_state *)s);
+    for (int32_t i = s->free_count - n; i < s->free_count; i++)
+        if (fl[i] < 0 || fl[i] >= s->cfg.num_blocks || rc[fl[i]] != 0)
+            return FAIL_ARG("%s: free list of the KV cache state is corrupt (entry %d = %d)", fn, i, fl[i]);
     return ISTHMUS_OK;
 }
 
@@ -261,6 +278,7 @@ isthmus_status isthmus_kv_seq_extend(void *state, int32_t seq, int64_t n) {
                              "%s: KV cache pool exhausted: sequence %d needs %d more blocks of %d tokens, %d of %d "
                              "are free",
                              __func__, seq, need + cow, bs, s->free_count, s->cfg.num_blocks);
+    if ((st = check_free(s, need + cow, __func__))) return st;
     int32_t *fl = kv_freelist(s);
     if (cow) copy_shared_block(s, t, q->nblocks - 1); /* the last, partial block is shared with a fork */
     for (int32_t i = 0; i < need; i++) {
@@ -332,6 +350,7 @@ isthmus_status isthmus_kv_seq_compact(void *state, int32_t seq, int64_t start, c
                                  "%s: KV cache pool exhausted: sequence %d shares %d blocks with a fork that must be "
                                  "copied before compacting, %d of %d blocks are free",
                                  __func__, seq, cow, s->free_count, s->cfg.num_blocks);
+        if ((st = check_free(s, cow, __func__))) return st;
         for (int32_t b = b0; b <= b1; b++)
             if (rc[t[b]] > 1) copy_shared_block(s, t, b);
         for (int32_t l = 0; l < s->cfg.layers; l++)
