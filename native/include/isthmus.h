@@ -208,6 +208,10 @@ int64_t isthmus_scale_count(int64_t rows, int64_t cols, int32_t granularity, int
  * be used from many threads at once. w_scales may be NULL: such a buffer serves isthmus_gemm_s8_s32
  * only. Group must be 0 (one group spanning K) unless w_granularity is PER_GROUP.
  * A NaN or infinite w_scales entry is refused by isthmus_gemm_s8_pack, naming its index.
+ * A packed buffer must come from isthmus_gemm_s8_pack unmodified: every call checks its header (a
+ * header whose fields disagree with what the pack writes is refused with ISTHMUS_ERR_INVALID_ARGUMENT,
+ * one packed for an ISA this CPU lacks with ISTHMUS_ERR_UNSUPPORTED), but the weights and scales after
+ * it are the caller's to keep intact.
  */
 typedef struct isthmus_gemm_pack_args {
     int64_t n, k;
@@ -568,7 +572,10 @@ typedef struct isthmus_sparse_matrix {
 isthmus_status isthmus_sparse_packed_size(const isthmus_sparse_matrix *w, int64_t *bytes);
 
 /** Validates w as above and packs it for the active ISA into packed (64-byte aligned, packed_size
- *  bytes). The packed buffer is self-describing, caller-owned, and may be used from many threads. */
+ *  bytes). The packed buffer is self-describing, caller-owned, and may be used from many threads.
+ *  It must stay as the pack wrote it: isthmus_sparse_packed_info and isthmus_spmm refuse a buffer whose
+ *  header was altered (ISTHMUS_ERR_INVALID_ARGUMENT; ISTHMUS_ERR_UNSUPPORTED for an ISA this CPU lacks),
+ *  but the sections after the header (indices, values) are the caller's to keep intact. */
 isthmus_status isthmus_sparse_pack(const isthmus_sparse_matrix *w, void *packed, int64_t packed_size);
 
 /** What a packed sparse buffer holds. */
@@ -590,7 +597,8 @@ isthmus_status isthmus_sparse_packed_info(const void *packed, isthmus_sparse_inf
  * pack it again under the active ISA.
  *  F32 W: x [M, K] f32; y = the f32 sum of w * x over the stored values of the row, in an order that
  *         depends on the ISA (tests bound the difference from a double reference by
- *         2 * nnz_row * 2^-24 * sum |w * x| + 1e-30), then + bias.
+ *         2 * nnz_row * 2^-24 * sum |w * x| + 1e-30), then + bias. Only stored values meet x: a NaN
+ *         or infinite x[c] affects the rows that store column c (0 * inf stored as a zero is NaN).
  *  S8 W:  xq [M, K] int8 with x_scales [M] (isthmus_quantize_s8 PER_ROW); the int32 sum
  *         acc = sum wq * xq is exact, and y = fmaf((float)acc, x_scales[m] * scales[n], 0) + bias[n],
  *         bit-identical for every ISA variant. With c != NULL (and y == NULL) the raw int32 acc is
@@ -672,7 +680,8 @@ isthmus_status isthmus_rmsnorm(const isthmus_rmsnorm_args *args);
 
 /**
  * SwiGLU: out[r, i] = silu(gate[r, i]) * up[r, i], silu(g) = g / (1 + exp(-g)). gate and up may be the
- * two halves of one [rows, 2 * n] projection (up = gate + n, same ld). out may be gate (same ld).
+ * two halves of one [rows, 2 * n] projection (up = gate + n, same ld). out may be gate or up (same ld). Within 1e-5 relative of
+ * the exact value (fuzz_nn checks it against a double reference).
  * NaN / inf propagate element-wise, the same class in every variant: NaN gate or up -> NaN; gate = +inf ->
  * +-inf with up's sign (NaN for up = 0); gate = -inf -> NaN (-inf * sigmoid(-inf) = -inf * 0); up = +-inf ->
  * +-inf (sign of up * gate), NaN where silu(gate) is 0 (gate = 0, or gate < -87.34, where every variant's

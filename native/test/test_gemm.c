@@ -394,6 +394,50 @@ static void threads_and_concurrency(void) {
     drop(&p);
 }
 
+/* Regression (fuzz_gemm, corpus/gemm/regression-corrupt-header): the calls checked only the magic and
+ * version of a packed header, so a corrupted isa gave ISTHMUS_ERR_INTERNAL and a corrupted panel count,
+ * panel width or section offset steered the kernels' reads out of the buffer. Every field a call relies
+ * on must now agree with what the pack writes for the header's own shape. Byte offsets of the fields
+ * (src/gemm/gemm.h, packed_hdr): isa 8, nr 12, has_scales 20, comp 24, reserved 28, kp 48, ngroups 64,
+ * npanels 72, off_w 80, off_comp 88, off_scales 96, total 104. */
+static void corrupt_header(void) {
+    cfg c = {ISTHMUS_SCALE_PER_ROW, 0, ISTHMUS_SCALE_PER_ROW, 1};
+    problem p;
+    make(&p, 3, 20, 40, c, t_seed, 0);
+    void *packed = pack(&p, 1);
+    int64_t bytes = 0;
+    isthmus_gemm_pack_args pa = {p.n, p.k, p.w, p.ldw, c.wgran, 0, p.sw, NULL, 0};
+    CHECK_OK(isthmus_gemm_s8_packed_size(&pa, &bytes));
+    uint8_t *bad = galloc((size_t)bytes);
+    float y[3 * 23], x[3 * 40];
+    int32_t cc[3 * 23];
+    for (int i = 0; i < 3 * 40; i++) x[i] = (float)(i % 7) - 3.0f;
+    static const struct { int off; int32_t value; } flips[] = {
+        {8, -1}, {8, 7}, {12, 1000}, {20, 2}, {24, 5}, {28, 1}, {48, 1 << 20}, {64, 3}, {72, 1000}, {80, 64},
+        {88, 1 << 16}, {96, 1 << 16}, {104, 64}};
+    for (size_t f = 0; f < sizeof flips / sizeof flips[0]; f++) {
+        memcpy(bad, packed, (size_t)bytes);
+        memcpy(bad + flips[f].off, &flips[f].value, 4);
+        isthmus_packed_info info;
+        CHECK_FAILS(isthmus_gemm_s8_packed_info(bad, &info), ISTHMUS_ERR_INVALID_ARGUMENT);
+        isthmus_gemm_s8_args ga = {3, 20, 40, p.a, p.lda, c.agran, p.sa, bad, p.bias, y, 23};
+        CHECK_FAILS(isthmus_gemm_s8(&ga), ISTHMUS_ERR_INVALID_ARGUMENT);
+        isthmus_gemm_s8_s32_args sa = {3, 20, 40, p.a, p.lda, bad, cc, 23};
+        CHECK_FAILS(isthmus_gemm_s8_s32(&sa), ISTHMUS_ERR_INVALID_ARGUMENT);
+        isthmus_gemm_f32_s8_args fa = {3, 20, 40, x, 40, bad, NULL, y, 23, NULL, 0};
+        CHECK_FAILS(isthmus_gemm_f32_s8(&fa), ISTHMUS_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(isthmus_last_error(), "corrupted") != NULL, "flip at %d: %s", flips[f].off,
+              isthmus_last_error());
+    }
+    /* the untouched copy still works */
+    memcpy(bad, packed, (size_t)bytes);
+    isthmus_gemm_s8_s32_args sa = {3, 20, 40, p.a, p.lda, bad, cc, 23};
+    CHECK_OK(isthmus_gemm_s8_s32(&sa));
+    gfree(bad);
+    gfree(packed);
+    drop(&p);
+}
+
 const test_case gemm_tests[] = {
     {"gemm", "shape_sweep", shape_sweep},
     {"gemm", "random_shapes", random_shapes},
@@ -403,5 +447,6 @@ const test_case gemm_tests[] = {
     {"gemm", "fused_f32_matches_quantize_then_gemm", fused_f32_matches_quantize_then_gemm},
     {"gemm", "bad_arguments", bad_arguments},
     {"gemm", "threads_and_concurrency", threads_and_concurrency},
+    {"gemm", "corrupt_header", corrupt_header},
     {NULL, NULL, NULL},
 };

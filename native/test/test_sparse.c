@@ -459,6 +459,78 @@ static void bitmap_rows(void) {
     check_all(20, 29, 65, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.5, 0, seed++);
 }
 
+/* Regression (fuzz_sparse, corpus/sparse/regression-bitmap-unstored-nan): the AVX-512 bitmap walk of
+ * dense CSR f32 rows multiplied the zero of every column the row does not store by x, so an infinite or
+ * NaN x[c] in such a column made y NaN. y sums w * x over the stored values only, on every ISA and path. */
+static void unstored_nonfinite_x(void) {
+    const int64_t n = 4, k = 128;
+    int64_t row_ptr[5], nnz = 0;
+    int32_t col_idx[4 * 128];
+    float vals[4 * 128], x[3 * 128], y[3 * 4];
+    uint64_t s = t_seed + 900;
+    row_ptr[0] = 0;
+    for (int64_t r = 0; r < n; r++) {
+        for (int64_t c = 0; c < k; c++)
+            if (c % 5 != 0) col_idx[nnz] = (int32_t)c, vals[nnz++] = rng_f32(&s, -1.0f, 1.0f);
+        row_ptr[r + 1] = nnz;
+    }
+    for (int64_t i = 0; i < 3 * k; i++) x[i] = rng_f32(&s, -1.0f, 1.0f);
+    for (int64_t i = 0; i < 3; i++) x[i * k + 5] = INFINITY, x[i * k + 10] = NAN, x[i * k + 125] = -INFINITY;
+    isthmus_sparse_matrix w = {n, k, ISTHMUS_SPARSE_CSR, ISTHMUS_DTYPE_F32, 1, 1, nnz, row_ptr, col_idx, vals, NULL, NULL};
+    int32_t top = isthmus_isa_supported();
+    for (int32_t isa = ISTHMUS_ISA_REF; isa <= top; isa++) {
+        isthmus_set_isa_cap(isa);
+        int64_t bytes = 0;
+        CHECK_OK(isthmus_sparse_packed_size(&w, &bytes));
+        void *packed = galloc((size_t)bytes);
+        CHECK_OK(isthmus_sparse_pack(&w, packed, bytes));
+        for (int64_t m = 1; m <= 3; m += 2) {
+            isthmus_spmm_args a = {.m = m, .x = x, .ldx = k, .w_packed = packed, .y = y, .ldy = n};
+            CHECK_OK(isthmus_spmm(&a));
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t r = 0; r < n; r++) {
+                    double ref = 0, mag = 0;
+                    for (int64_t e = row_ptr[r]; e < row_ptr[r + 1]; e++)
+                        ref += (double)vals[e] * x[i * k + col_idx[e]], mag += fabs((double)vals[e] * x[i * k + col_idx[e]]);
+                    CHECK(fabs(y[i * n + r] - ref) <= 2.0 * 103 * 0x1p-24 * mag + 1e-30,
+                          "isa %d m %lld: y[%lld, %lld] = %g, want %g", isa, (long long)m, (long long)i, (long long)r,
+                          (double)y[i * n + r], ref);
+                }
+        }
+        gfree(packed);
+    }
+    isthmus_set_isa_cap(ISTHMUS_ISA_AVX512);
+}
+
+/* Regression (fuzz_sparse, corpus/sparse/regression-corrupt-header): the calls checked only magic and
+ * version, so a header whose k (or another field) was altered after packing was read as is: a smaller k
+ * let the payload's column indices reach past the caller's rows of x, a larger total made the CSR kernel
+ * read a bitmap section past the buffer, a flipped isa gave ISTHMUS_ERR_INTERNAL. The header is now
+ * sealed with a hash and its geometry re-derived; every flip is refused. */
+static void corrupt_header(void) {
+    spcase c;
+    make_case(&c, 1, 8, 64, ISTHMUS_SPARSE_CSR, 1, 1, ISTHMUS_DTYPE_F32, 0.5, 0, t_seed + 901);
+    void *packed = pack_case(&c);
+    isthmus_sparse_info info;
+    CHECK_OK(isthmus_sparse_packed_info(packed, &info));
+    uint8_t *bad = galloc((size_t)info.bytes);
+    float y[64];
+    for (int off = 0; off < 136; off++)
+        for (int bit = 0; bit < 8; bit += 3) {
+            memcpy(bad, packed, (size_t)info.bytes);
+            bad[off] ^= (uint8_t)(1u << bit);
+            isthmus_sparse_info bi;
+            isthmus_spmm_args a = {.m = 1, .x = c.x, .ldx = c.ldx, .w_packed = bad, .y = y, .ldy = c.ldy};
+            isthmus_status s1 = isthmus_sparse_packed_info(bad, &bi), s2 = isthmus_spmm(&a);
+            CHECK((s1 == ISTHMUS_ERR_INVALID_ARGUMENT || s1 == ISTHMUS_ERR_UNSUPPORTED) &&
+                  (s2 == ISTHMUS_ERR_INVALID_ARGUMENT || s2 == ISTHMUS_ERR_UNSUPPORTED),
+                  "header byte %d bit %d flipped: packed_info %d, spmm %d (%s)", off, bit, s1, s2, isthmus_last_error());
+        }
+    gfree(bad);
+    gfree(packed);
+    drop_case(&c);
+}
+
 const test_case sparse_tests[] = {
     {"sparse", "sweep", sweep},
     {"sparse", "sparsities", sparsities},
@@ -469,5 +541,7 @@ const test_case sparse_tests[] = {
     {"sparse", "malformed", malformed},
     {"sparse", "bench_shapes", bench_shapes},
     {"sparse", "bitmap_rows", bitmap_rows},
+    {"sparse", "unstored_nonfinite_x", unstored_nonfinite_x},
+    {"sparse", "corrupt_header", corrupt_header},
     {NULL, NULL, NULL},
 };

@@ -13,6 +13,8 @@
 
 static int group_ok(int64_t g) { return g == 32 || g == 64 || g == 128 || g == 256; }
 
+static void derive(packed_hdr *h, const GEMM_S8_kernel *kern);
+
 static isthmus_status layout(const isthmus_gemm_pack_args *a, packed_hdr *h) {
     const char *fn = "isthmus_gemm_s8_pack";
     if (a->n <= 0 || a->k <= 0)
@@ -38,26 +40,32 @@ static isthmus_status layout(const isthmus_gemm_pack_args *a, packed_hdr *h) {
     const GEMM_S8_kernel *kern = isthmus__kernel(ISTHMUS_OP_GEMM_S8, isa);
     if (kern == NULL) return isthmus__fail(ISTHMUS_ERR_INTERNAL, "%s: no GEMM kernel for isa %d", fn, isa);
     memset(h, 0, sizeof *h);
-    h->magic = ISTHMUS_PACK_MAGIC;
-    h->version = ISTHMUS_PACK_VERSION;
     h->isa = isa;
-    h->nr = kern->nr;
-    h->comp = kern->comp;
     h->w_gran = a->w_granularity;
     h->has_scales = a->w_scales != NULL;
     h->n = a->n;
     h->k = a->k;
-    h->kp = (a->k + 3) & ~(int64_t)3;
     h->group = a->group;
-    h->ngroups = a->group > 0 ? (a->k + a->group - 1) / a->group : 1;
-    h->npanels = (a->n + h->nr - 1) / h->nr;
+    derive(h, kern);
+    return ISTHMUS_OK;
+}
+
+/* Fills every field of h that follows from (isa, w_gran, has_scales, n, k, group) and the kernel. */
+static void derive(packed_hdr *h, const GEMM_S8_kernel *kern) {
+    h->magic = ISTHMUS_PACK_MAGIC;
+    h->version = ISTHMUS_PACK_VERSION;
+    h->nr = kern->nr;
+    h->comp = kern->comp;
+    h->reserved = 0;
+    h->kp = (h->k + 3) & ~(int64_t)3;
+    h->ngroups = h->group > 0 ? (h->k + h->group - 1) / h->group : 1;
+    h->npanels = (h->n + h->nr - 1) / h->nr;
     int64_t wbytes = h->npanels * h->kp * h->nr;
     int64_t vbytes = h->npanels * h->ngroups * h->nr * 4;
     h->off_w = ISTHMUS_PACK_HEADER;
     h->off_comp = h->off_w + ALIGN64(wbytes);
     h->off_scales = h->off_comp + (h->comp ? ALIGN64(vbytes) : 0);
     h->total = h->off_scales + (h->has_scales ? ALIGN64(vbytes) : 0);
-    return ISTHMUS_OK;
 }
 
 isthmus_status isthmus_gemm_s8_packed_size(const isthmus_gemm_pack_args *a, int64_t *bytes) {
@@ -133,6 +141,27 @@ static isthmus_status read_header(const char *fn, const void *packed, const pack
     if (h->magic != ISTHMUS_PACK_MAGIC || h->version != ISTHMUS_PACK_VERSION)
         return FAIL_ARG("%s: w_packed does not hold weights packed by isthmus_gemm_s8_pack "
                         "(bad magic or version)", fn);
+    /* Every field the kernels rely on (shape, section offsets, panel width) must be what
+     * isthmus_gemm_s8_pack writes for the header's own (isa, granularity, scales, n, k, group);
+     * a header that was altered is refused instead of steering reads out of the buffer. */
+    int fields_ok = h->isa >= ISTHMUS_ISA_REF && h->isa <= ISTHMUS_ISA_AVX512 &&
+                    h->w_gran >= ISTHMUS_SCALE_PER_TENSOR && h->w_gran <= ISTHMUS_SCALE_PER_GROUP &&
+                    (h->has_scales == 0 || h->has_scales == 1) && h->n >= 1 &&
+                    h->n <= ISTHMUS_MAX_ELEMS / ISTHMUS_GEMM_MAX_K && h->k >= 1 && h->k <= ISTHMUS_GEMM_MAX_K &&
+                    (h->w_gran == ISTHMUS_SCALE_PER_GROUP ? group_ok(h->group) : h->group == 0);
+    if (fields_ok) {
+        const GEMM_S8_kernel *kern = isthmus__kernel(ISTHMUS_OP_GEMM_S8, h->isa);
+        if (kern == NULL)
+            return isthmus__fail(ISTHMUS_ERR_UNSUPPORTED, "%s: the weights were packed for %s, which this "
+                                 "CPU does not support: pack them again here", fn, isthmus_isa_name(h->isa));
+        packed_hdr want;
+        memcpy(&want, h, sizeof want);
+        derive(&want, kern);
+        fields_ok = memcmp(&want, h, sizeof want) == 0;
+    }
+    if (!fields_ok)
+        return FAIL_ARG("%s: the header of w_packed is corrupted (its fields disagree with what "
+                        "isthmus_gemm_s8_pack writes): pack the weights again", fn);
     *out = h;
     return ISTHMUS_OK;
 }

@@ -1,7 +1,7 @@
 /*
  * CSR + BSR packed layout (format family "blocked"; CSR is 1x1 blocks), shared by every ISA variant.
  *
- * After the 128-byte sparse_hdr, 64-byte aligned sections (R = N / br block rows, K split into
+ * After the 192-byte sparse_hdr, 64-byte aligned sections (R = N / br block rows, K split into
  * "panels" of 256 columns, nkb = ceil(K / 256), and for CSR into 32-column segments, nseg = ceil(K / 32)):
  *   off[0] rp    int64 [R + 1]              block-row pointer, in blocks
  *   off[1] idx   CSR (layout BSR_SEG8):  uint8, the column modulo 256 (the panel comes from cnt256)
@@ -105,6 +105,8 @@ static inline int64_t bsr_col(const bsr_view *v, int64_t b, int64_t kb) {
 /* bsr_pack.c: shared by all variants; isa is written into the header. */
 int64_t bsr_packed_size(const isthmus_sparse_matrix *w);
 void bsr_pack(const isthmus_sparse_matrix *w, sparse_hdr *h, int32_t isa);
+/* SPMM_kernel.header_ok of the blocked family (the layout is the same for every variant). */
+int bsr_header_ok(const sparse_hdr *h);
 
 /* Splits block rows [0, R) into ntask ranges of about equal work (blocks plus a per-row overhead);
  * bounds[0] = 0, bounds[ntask] = R. The split only decides who computes a row, never how. */
@@ -148,7 +150,8 @@ static inline void bsr_split(const bsr_view *v, int64_t ntask, int64_t *bounds) 
  *    the products exactly. Without them (AVX2) the row is walked panel by panel with gathers from x (S8:
  *    an int32 copy holding (uint16)(int16)xq, so pmaddwd with the sign-extended weight is exact).
  *    F32 rows dense enough (bsr_bm_row) take the bitmap walk instead where the ISA has vexpandps
- *    (BSR_EXPAND: AVX-512): 64 columns per step, values expanded onto their columns, x read as is.
+ *    (BSR_EXPAND: AVX-512): 64 columns per step, values expanded onto their columns, x loaded under
+ *    the same mask (vxload: lanes of columns the row does not store are 0, never 0 * x).
  *  - M == 1, BSR: a block's x is contiguous: one 4/8-wide load per block (4x4: reused for 4 rows).
  *  - otherwise: X is transposed per chunk of MB = NV * BSR_VW rows into XT[K][MB] (S8: the int32 form
  *    above), and every stored value becomes a broadcast-FMA (S8: vpdpwssd) over a row of XT: one
@@ -267,10 +270,12 @@ BSR_INLINE float bsr_m1_row_bm(const bsr_view *v, int64_t r, const float *xp) {
         _mm_prefetch((const char *)w3 + BSR_BM_PFD, BSR_BM_HINT);
         _mm_prefetch((const char *)(bm + q) + BSR_BM_PFD / 8, BSR_BM_HINT);
         const float *x = xp + q * 64;
-        a0 = vfmadd(vexpand((unsigned)m & 0xffffu, w), vload(x), a0);
-        a1 = vfmadd(vexpand((unsigned)(m >> 16) & 0xffffu, w1), vload(x + 16), a1);
-        a2 = vfmadd(vexpand((unsigned)(m >> 32) & 0xffffu, w2), vload(x + 32), a2);
-        a3 = vfmadd(vexpand((unsigned)(m >> 48), w3), vload(x + 48), a3);
+        /* x is loaded under the same mask: a column the row does not store contributes nothing, not
+         * 0 * x (NaN for an infinite or NaN x[c]; found by fuzz_sparse) */
+        a0 = vfmadd(vexpand((unsigned)m & 0xffffu, w), vxload((unsigned)m & 0xffffu, x), a0);
+        a1 = vfmadd(vexpand((unsigned)(m >> 16) & 0xffffu, w1), vxload((unsigned)(m >> 16) & 0xffffu, x + 16), a1);
+        a2 = vfmadd(vexpand((unsigned)(m >> 32) & 0xffffu, w2), vxload((unsigned)(m >> 32) & 0xffffu, x + 32), a2);
+        a3 = vfmadd(vexpand((unsigned)(m >> 48), w3), vxload((unsigned)(m >> 48), x + 48), a3);
         w += __builtin_popcountll(m);
     }
     return vhsum(vadd(vadd(a0, a1), vadd(a2, a3)));

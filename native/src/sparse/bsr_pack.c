@@ -10,15 +10,17 @@ typedef struct bsr_geom {
     int64_t off[6], bm, total; /* bm: offset of the bitmap section, or 0 */
 } bsr_geom;
 
-static void geom_of(const isthmus_sparse_matrix *w, bsr_geom *g) {
-    g->csr = w->format == ISTHMUS_SPARSE_CSR;
-    g->br = g->csr ? 1 : w->block_rows;
-    g->bc = g->csr ? 1 : w->block_cols;
-    g->R = w->n / g->br;
-    g->nblocks = w->nnz;
-    g->esize = w->dtype == ISTHMUS_DTYPE_S8 ? 1 : 4;
-    g->nkb = (w->k + BSR_PANEL - 1) / BSR_PANEL;
-    g->nseg = (w->k + BSR_SEG - 1) / BSR_SEG;
+/* The sections of a matrix of this shape, without the bitmap (*o: their end). */
+static void geom_base(bsr_geom *g, int32_t format, int32_t dtype, int32_t br, int32_t bc, int64_t n, int64_t k,
+                      int64_t nblocks, int64_t *end) {
+    g->csr = format == ISTHMUS_SPARSE_CSR;
+    g->br = g->csr ? 1 : br;
+    g->bc = g->csr ? 1 : bc;
+    g->R = n / g->br;
+    g->nblocks = nblocks;
+    g->esize = dtype == ISTHMUS_DTYPE_S8 ? 1 : 4;
+    g->nkb = (k + BSR_PANEL - 1) / BSR_PANEL;
+    g->nseg = (k + BSR_SEG - 1) / BSR_SEG;
     /* validated: nblocks * br * bc <= n * k < 2^45 and n * k < 2^45, so nothing here overflows */
     int64_t slots = g->nblocks + BSR_PAD;
     int64_t o = SPARSE_HEADER;
@@ -29,20 +31,50 @@ static void geom_of(const isthmus_sparse_matrix *w, bsr_geom *g) {
     g->off[2] = o;
     o = sparse_align64(o + slots * g->br * g->bc * g->esize);
     g->off[3] = o;
-    if (w->dtype == ISTHMUS_DTYPE_S8) o = sparse_align64(o + w->n * 4);
+    if (dtype == ISTHMUS_DTYPE_S8) o = sparse_align64(o + n * 4);
     g->off[4] = o;
     o = sparse_align64(o + g->R * g->nkb * 2);
     g->off[5] = o;
     if (g->csr) o = sparse_align64(o + g->R * g->nseg);
     g->bm = 0;
+    *end = o;
+}
+
+/* Total bytes with the bitmap section (CSR F32 only). */
+static int64_t geom_bm_total(const bsr_geom *g, int64_t k) {
+    return sparse_align64(bsr_bm_off(g->off[5], g->R, k) + g->R * ((k + 63) / 64) * 8);
+}
+
+static void geom_of(const isthmus_sparse_matrix *w, bsr_geom *g) {
+    int64_t o;
+    geom_base(g, w->format, w->dtype, w->block_rows, w->block_cols, w->n, w->k, w->nnz, &o);
     if (g->csr && w->dtype == ISTHMUS_DTYPE_F32)
         for (int64_t r = 0; r < g->R; r++)
             if (bsr_bm_row(w->row_ptr[r + 1] - w->row_ptr[r], w->k)) {
                 g->bm = bsr_bm_off(g->off[5], g->R, w->k);
-                o = sparse_align64(g->bm + g->R * ((w->k + 63) / 64) * 8);
+                o = geom_bm_total(g, w->k);
                 break;
             }
     g->total = o;
+}
+
+int bsr_header_ok(const sparse_hdr *h) {
+    if (!sparse_shape_ok(h)) return 0;
+    int csr = h->format == ISTHMUS_SPARSE_CSR;
+    if (csr ? !(h->br == 1 && h->bc == 1 && h->layout == BSR_SEG8)
+            : !(h->format == ISTHMUS_SPARSE_BSR && h->layout == BSR_IDX16 &&
+                ((h->br == 1 && (h->bc == 4 || h->bc == 8)) || (h->br == 4 && h->bc == 4))))
+        return 0;
+    if (h->n % h->br || h->k % h->bc) return 0;
+    int64_t R = h->n / h->br, nblocks = h->aux[0];
+    if (h->aux[1] != R || nblocks < 0 || nblocks > R * (h->k / h->bc) || h->nnz != nblocks * h->br * h->bc)
+        return 0;
+    bsr_geom g;
+    int64_t end;
+    geom_base(&g, h->format, h->dtype, h->br, h->bc, h->n, h->k, nblocks, &end);
+    for (int i = 0; i < 6; i++)
+        if (h->off[i] != g.off[i]) return 0;
+    return h->total == end || (csr && h->dtype == ISTHMUS_DTYPE_F32 && h->total == geom_bm_total(&g, h->k));
 }
 
 int64_t bsr_packed_size(const isthmus_sparse_matrix *w) {

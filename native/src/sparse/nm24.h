@@ -38,6 +38,8 @@
 int64_t nm24_packed_size(const isthmus_sparse_matrix *w, int32_t P);
 /* Writes the layout (header included); packed has nm24_packed_size(w, P) bytes. */
 void nm24_pack(const isthmus_sparse_matrix *w, sparse_hdr *packed, int32_t P, int32_t isa);
+/* SPMM_kernel.header_ok of a 2:4 variant with panels of P rows. */
+int nm24_header_ok(const sparse_hdr *h, int32_t P);
 
 /* ------------------------------------------------------------------ driver */
 

@@ -27,6 +27,18 @@ static int sizes_of(const isthmus_sparse_matrix *w, int32_t P, nm24_sizes *s) {
     return 1;
 }
 
+int nm24_header_ok(const sparse_hdr *h, int32_t P) {
+    if (!sparse_shape_ok(h) || h->format != ISTHMUS_SPARSE_2_4 || h->br != 1 || h->bc != 1 || h->layout != P ||
+        h->k % 4 || h->nnz != h->n * (h->k / 2))
+        return 0;
+    isthmus_sparse_matrix w = {.n = h->n, .k = h->k, .format = ISTHMUS_SPARSE_2_4, .dtype = h->dtype};
+    nm24_sizes s;
+    if (!sizes_of(&w, P, &s)) return 0;
+    return h->total == s.total && h->off[0] == SPARSE_HEADER && h->off[1] == h->off[0] + s.vals &&
+           h->off[2] == h->off[1] + s.idx && h->off[3] == h->off[2] + s.comp && h->off[4] == 0 && h->off[5] == 0 &&
+           h->aux[0] == s.npanel && h->aux[1] == s.ng;
+}
+
 int64_t nm24_packed_size(const isthmus_sparse_matrix *w, int32_t P) {
     nm24_sizes s;
     return sizes_of(w, P, &s) ? s.total : -1;

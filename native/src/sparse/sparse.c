@@ -186,6 +186,7 @@ isthmus_status isthmus_sparse_pack(const isthmus_sparse_matrix *w, void *packed,
         return FAIL_ARG("%s: packed_size = %lld bytes, this matrix needs %lld (isthmus_sparse_packed_size)", fn,
                         (long long)packed_size, (long long)need);
     k->pack(w, (sparse_hdr *)packed);
+    ((sparse_hdr *)packed)->check = sparse_header_hash(packed);
     return ISTHMUS_OK;
 }
 
@@ -195,6 +196,23 @@ static isthmus_status check_packed(const char *fn, const void *packed, const spa
     if (h->magic != SPARSE_MAGIC || h->version != SPARSE_VERSION)
         return FAIL_ARG("%s: the buffer does not hold packed sparse weights (bad magic or version): pack "
                         "with isthmus_sparse_pack", fn);
+    /* The kernels trust the shape and the section offsets of the header: a header altered since
+     * isthmus_sparse_pack wrote it is refused rather than read (the sections' contents are the
+     * caller's to keep intact). */
+    if (h->check != sparse_header_hash(h))
+        return FAIL_ARG("%s: the header of the packed buffer is corrupted (its check does not match): pack "
+                        "again", fn);
+    if (h->isa < ISTHMUS_ISA_REF || h->isa > ISTHMUS_ISA_AVX512 || h->format < ISTHMUS_SPARSE_CSR ||
+        h->format > ISTHMUS_SPARSE_2_4)
+        return FAIL_ARG("%s: the header of the packed buffer is corrupted (isa %d, format %d): pack again", fn,
+                        h->isa, h->format);
+    const SPMM_kernel *k = isthmus__kernel(op_of(h->format), h->isa);
+    if (k == NULL)
+        return isthmus__fail(ISTHMUS_ERR_UNSUPPORTED, "%s: the weights were packed for %s, which this CPU does "
+                             "not support: pack them again here", fn, isthmus_isa_name(h->isa));
+    if (!k->header_ok(h))
+        return FAIL_ARG("%s: the header of the packed buffer is corrupted (its shape and section offsets "
+                        "disagree with what isthmus_sparse_pack writes): pack again", fn);
     *out = h;
     return ISTHMUS_OK;
 }

@@ -109,4 +109,5 @@ static isthmus_status avx2_run(const spmm_problem *p) {
     nm24_run_ctx c = {.mr_max = MR2, .uk_f32 = uk_f32, .uk_s8 = uk_s8};
     return nm24_run(p, &c, 0, "spmm_24__avx2");
 }
-const SPMM_kernel spmm_24__avx2 = {ISTHMUS_ISA_AVX2, avx2_size, avx2_pack, avx2_run};
+static int hdr_ok(const sparse_hdr *h) { return nm24_header_ok(h, P2); }
+const SPMM_kernel spmm_24__avx2 = {ISTHMUS_ISA_AVX2, avx2_size, avx2_pack, avx2_run, hdr_ok};

@@ -156,4 +156,5 @@ static isthmus_status avx512_run(const spmm_problem *p) {
     nm24_run_ctx c = {.mr_max = MR512, .uk_f32 = uk_f32, .uk_s8 = uk_s8};
     return nm24_run(p, &c, 1, "spmm_24__avx512");
 }
-const SPMM_kernel spmm_24__avx512 = {ISTHMUS_ISA_AVX512, avx512_size, avx512_pack, avx512_run};
+static int hdr_ok(const sparse_hdr *h) { return nm24_header_ok(h, P512); }
+const SPMM_kernel spmm_24__avx512 = {ISTHMUS_ISA_AVX512, avx512_size, avx512_pack, avx512_run, hdr_ok};

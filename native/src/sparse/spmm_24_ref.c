@@ -49,4 +49,5 @@ static isthmus_status ref_run(const spmm_problem *p) {
     nm24_run_ctx c = {.mr_max = 4, .uk_f32 = uk_f32, .uk_s8 = uk_s8};
     return nm24_run(p, &c, 0, "spmm_24__ref");
 }
-const SPMM_kernel spmm_24__ref = {ISTHMUS_ISA_REF, ref_size, ref_pack, ref_run};
+static int hdr_ok(const sparse_hdr *h) { return nm24_header_ok(h, P_REF); }
+const SPMM_kernel spmm_24__ref = {ISTHMUS_ISA_REF, ref_size, ref_pack, ref_run, hdr_ok};

@@ -50,4 +50,4 @@ static int64_t avx2_size(const isthmus_sparse_matrix *w) { return bsr_packed_siz
 static void avx2_pack(const isthmus_sparse_matrix *w, sparse_hdr *h) { bsr_pack(w, h, ISTHMUS_ISA_AVX2); }
 static isthmus_status avx2_run(const spmm_problem *p) { return bsr_run_simd(p, "spmm_bsr__avx2"); }
 
-const SPMM_kernel spmm_bsr__avx2 = {ISTHMUS_ISA_AVX2, avx2_size, avx2_pack, avx2_run};
+const SPMM_kernel spmm_bsr__avx2 = {ISTHMUS_ISA_AVX2, avx2_size, avx2_pack, avx2_run, bsr_header_ok};

@@ -42,6 +42,8 @@ static inline VF vexpand(unsigned m, const float *p) {
     return r;
 #endif
 }
+/* 16 x values, lanes outside m zeroed (a zero-masking load: no dependency on a destination). */
+static inline VF vxload(unsigned m, const float *p) { return _mm512_maskz_mov_ps((__mmask16)m, _mm512_loadu_ps(p)); }
 #define BSR_PERM64W 1
 static inline VI vwload(const int16_t *p) { return _mm512_loadu_si512((const void *)p); }
 /* 32 indices / weights widened to int16 (the sign extension of an index leaves its low 6 bits) */
@@ -65,4 +67,4 @@ static int64_t avx512_size(const isthmus_sparse_matrix *w) { return bsr_packed_s
 static void avx512_pack(const isthmus_sparse_matrix *w, sparse_hdr *h) { bsr_pack(w, h, ISTHMUS_ISA_AVX512); }
 static isthmus_status avx512_run(const spmm_problem *p) { return bsr_run_simd(p, "spmm_bsr__avx512"); }
 
-const SPMM_kernel spmm_bsr__avx512 = {ISTHMUS_ISA_AVX512, avx512_size, avx512_pack, avx512_run};
+const SPMM_kernel spmm_bsr__avx512 = {ISTHMUS_ISA_AVX512, avx512_size, avx512_pack, avx512_run, bsr_header_ok};

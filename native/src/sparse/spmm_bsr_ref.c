@@ -36,4 +36,4 @@ static isthmus_status ref_run(const spmm_problem *p) {
     return ISTHMUS_OK;
 }
 
-const SPMM_kernel spmm_bsr__ref = {ISTHMUS_ISA_REF, ref_size, ref_pack, ref_run};
+const SPMM_kernel spmm_bsr__ref = {ISTHMUS_ISA_REF, ref_size, ref_pack, ref_run, bsr_header_ok};
