@@ -243,10 +243,12 @@ static void op_write(fz_in *in, shadow *z) {
             fz_check_status(st, "isthmus_rope");
             if (st) fail("isthmus_rope refused what isthmus_kv_write accepts");
         }
-        if (z->cfg.dtype == ISTHMUS_KV_S8)
-            for (r = 0; r < total; r++)
-                for (int64_t i = 0; i < z->width; i++)
-                    s8_bad |= !isfinite(kr[r * z->width + i]) || !isfinite(v[r * ld + i]);
+        /* kv_write refuses NaN / inf K (after RoPE) and V for every dtype, and values the store would
+         * round to inf (f16: |x| >= 65520, bf16: |x| >= 0x1.ffp127): isthmus.h */
+        float lim = z->cfg.dtype == ISTHMUS_KV_F16 ? 65520.0f : z->cfg.dtype == ISTHMUS_KV_BF16 ? 0x1.ffp127f : INFINITY;
+        for (r = 0; r < total; r++)
+            for (int64_t i = 0; i < z->width; i++)
+                s8_bad |= !(fabsf(kr[r * z->width + i]) < lim) || !(fabsf(v[r * ld + i]) < lim);
     }
     isthmus_kv_write_args a = {nulls == 0 ? NULL : z->state, layer, n, nulls == 1 ? NULL : seqs,
                                nulls == 2 ? NULL : nt, nulls == 3 ? NULL : k, ld, nulls == 4 ? NULL : v, ld, rope,
@@ -258,7 +260,8 @@ static void op_write(fz_in *in, shadow *z) {
         fz_check_status(st, "isthmus_kv_write");
         if (st != ISTHMUS_OK) fail("isthmus_kv_write refused a valid write");
     }
-    if (!bad) { /* record (an int8 write with a non-finite row leaves those positions unknown) */
+    if (!bad) { /* record (a refused non-finite write leaves those positions unknown: heads stored before
+                * the refusal may stay written, isthmus.h) */
         r = 0;
         for (int i = 0; i < n; i++)
             for (int32_t j = 0; j < nt[i]; j++, r++) {
