@@ -680,8 +680,9 @@ isthmus_status isthmus_rmsnorm(const isthmus_rmsnorm_args *args);
 
 /**
  * SwiGLU: out[r, i] = silu(gate[r, i]) * up[r, i], silu(g) = g / (1 + exp(-g)). gate and up may be the
- * two halves of one [rows, 2 * n] projection (up = gate + n, same ld). out may be gate or up (same ld). Within 1e-5 relative of
- * the exact value (fuzz_nn checks it against a double reference).
+ * two halves of one [rows, 2 * n] projection (up = gate + n, same ld). out may be gate or up (same ld).
+ * Within 1e-5 relative of the exact value, plus |up| * 2^-149 where silu(gate) is denormal (|silu| < 2^-126:
+ * it is formed first and carries its absolute rounding); fuzz_nn checks this against a double reference.
  * NaN / inf propagate element-wise, the same class in every variant: NaN gate or up -> NaN; gate = +inf ->
  * +-inf with up's sign (NaN for up = 0); gate = -inf -> NaN (-inf * sigmoid(-inf) = -inf * 0); up = +-inf ->
  * +-inf (sign of up * gate), NaN where silu(gate) is 0 (gate = 0, or gate < -87.34, where every variant's
