@@ -100,6 +100,18 @@ static inline void *fz_alloc(size_t bytes) {
     return p;
 }
 
+/* An output buffer with FZ_GUARD bytes of fz_alloc's 0xCD fill on each side, for checking that a call writes
+ * only where it may (fz_untouched on the guards and the gaps between rows). */
+#define FZ_GUARD 64
+static inline void *fz_out_alloc(size_t bytes) { return (uint8_t *)fz_alloc(bytes + 2 * FZ_GUARD) + FZ_GUARD; }
+static inline void fz_out_free(void *p) { free((uint8_t *)p - FZ_GUARD); }
+static inline int fz_untouched(const void *p, size_t bytes) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < bytes; i++)
+        if (b[i] != 0xCD) return 0;
+    return 1;
+}
+
 /* The status protocol: a known code, and a message on failure. */
 static inline void fz_check_status(isthmus_status st, const char *what) {
     if (st < ISTHMUS_OK || st > ISTHMUS_ERR_CAPACITY) {

@@ -17,21 +17,11 @@ static const int32_t granularities[] = {ISTHMUS_SCALE_PER_TENSOR, ISTHMUS_SCALE_
                                         ISTHMUS_SCALE_PER_GROUP, 3, -1};
 static const int64_t groups[] = {32, 64, 128, 256, 0, 16, 33, 512};
 
-#define GUARD 64 /* bytes on each side of an output */
-
-static void *out_alloc(size_t bytes) { return (uint8_t *)fz_alloc(bytes + 2 * GUARD) + GUARD; }
-static void out_free(void *p) { free((uint8_t *)p - GUARD); }
-static int cd(const void *p, size_t bytes) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < bytes; i++)
-        if (b[i] != 0xCD) return 0;
-    return 1;
-}
 /* the guards and the gaps between rows [m, n] of an output with stride ld (elements of 4 bytes) */
 static void check_guards(const void *out, int64_t m, int64_t n, int64_t ld, const char *what) {
     const uint8_t *b = out;
-    int ok = cd(b - GUARD, GUARD) && cd(b + (m * ld) * 4, GUARD);
-    for (int64_t r = 0; r < m && ok; r++) ok = cd(b + (r * ld + n) * 4, (size_t)(ld - n) * 4);
+    int ok = fz_untouched(b - FZ_GUARD, FZ_GUARD) && fz_untouched(b + (m * ld) * 4, FZ_GUARD);
+    for (int64_t r = 0; r < m && ok; r++) ok = fz_untouched(b + (r * ld + n) * 4, (size_t)(ld - n) * 4);
     if (!ok) {
         fprintf(stderr, "%s wrote outside its output [%lld, %lld] (ld %lld)\n", what, (long long)m,
                 (long long)n, (long long)ld);
@@ -114,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     fz_check_status(st, "isthmus_gemm_s8_pack");
     if (st != ISTHMUS_OK) goto done_pack;
-    if (!cd((uint8_t *)packed + psize, 64)) {
+    if (!fz_untouched((uint8_t *)packed + psize, 64)) {
         fprintf(stderr, "isthmus_gemm_s8_pack wrote past packed_size\n");
         abort();
     }
@@ -167,8 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int use_bias = fz_bool(&in);
     float *x = fz_alloc((size_t)as * 4);
     fz_fill_f32(&in, x, as);
-    float *y = out_alloc((size_t)ys * 4), *y2 = out_alloc((size_t)ys * 4), *y3 = out_alloc((size_t)ys * 4);
-    int32_t *c = out_alloc((size_t)ys * 4), *c2 = out_alloc((size_t)ys * 4);
+    float *y = fz_out_alloc((size_t)ys * 4), *y2 = fz_out_alloc((size_t)ys * 4), *y3 = fz_out_alloc((size_t)ys * 4);
+    int32_t *c = fz_out_alloc((size_t)ys * 4), *c2 = fz_out_alloc((size_t)ys * 4);
     uint8_t nulls = fz_u8(&in);
     int nullbad = nulls >= 1 && nulls <= 4;
     int32_t cap2 = fz_u8(&in) % 3; /* the cap at call time (a blob for a higher ISA is refused) */
@@ -329,11 +319,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(asc);
     free(bias);
     free(x);
-    out_free(y);
-    out_free(y2);
-    out_free(y3);
-    out_free(c);
-    out_free(c2);
+    fz_out_free(y);
+    fz_out_free(y2);
+    fz_out_free(y3);
+    fz_out_free(c);
+    fz_out_free(c2);
 done_pack:
     free(w);
     free(wsc);

@@ -14,20 +14,10 @@
  * A header byte flipped after packing must be refused by every call. */
 #include "fuzz.h"
 
-#define GUARD 64
-
-static void *out_alloc(size_t bytes) { return (uint8_t *)fz_alloc(bytes + 2 * GUARD) + GUARD; }
-static void out_free(void *p) { free((uint8_t *)p - GUARD); }
-static int cd(const void *p, size_t bytes) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < bytes; i++)
-        if (b[i] != 0xCD) return 0;
-    return 1;
-}
 static void check_guards(const void *out, int64_t m, int64_t n, int64_t ld, size_t es, const char *what) {
     const uint8_t *b = out;
-    int ok = cd(b - GUARD, GUARD) && cd(b + (size_t)(m * ld) * es, GUARD);
-    for (int64_t r = 0; r < m && ok; r++) ok = cd(b + (size_t)(r * ld + n) * es, (size_t)(ld - n) * es);
+    int ok = fz_untouched(b - FZ_GUARD, FZ_GUARD) && fz_untouched(b + (size_t)(m * ld) * es, FZ_GUARD);
+    for (int64_t r = 0; r < m && ok; r++) ok = fz_untouched(b + (size_t)(r * ld + n) * es, (size_t)(ld - n) * es);
     if (!ok) {
         fprintf(stderr, "%s wrote outside its output [%lld, %lld] (ld %lld)\n", what, (long long)m, (long long)n,
                 (long long)ld);
@@ -210,7 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     fz_check_status(st, "isthmus_sparse_pack");
     if (st != ISTHMUS_OK) goto out;
-    if (!cd(packed + psize, 64)) fail("isthmus_sparse_pack wrote past the packed size");
+    if (!fz_untouched(packed + psize, 64)) fail("isthmus_sparse_pack wrote past the packed size");
     isthmus_sparse_info info;
     fz_check_status(isthmus_sparse_packed_info(packed, &info), "isthmus_sparse_packed_info");
     if (info.n != n || info.k != k || info.nnz != count || info.format != format || info.dtype != dtype ||
@@ -243,8 +233,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (fz_u8(&in) < 16) xq[fz_range(&in, 0, xs - 1)] = -128; /* not a quantize_s8 output, but accepted */
     fz_fill_f32(&in, xsc, cbad ? 1 : m);
     fz_fill_f32(&in, bias, n);
-    float *y = out_alloc((size_t)ys * 4);
-    int32_t *c = out_alloc((size_t)ys * 4);
+    float *y = fz_out_alloc((size_t)ys * 4);
+    int32_t *c = fz_out_alloc((size_t)ys * 4);
     uint8_t mode = fz_u8(&in);
     int use_bias = mode & 1, use_c = dtype == ISTHMUS_DTYPE_S8 && (mode & 2);
     isthmus_spmm_args sa = {m, NULL, ldx, NULL, ldx, NULL, packed, use_bias && !use_c ? bias : NULL,
@@ -328,8 +318,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(xsc);
     free(bias);
     free(xq);
-    out_free(y);
-    out_free(c);
+    fz_out_free(y);
+    fz_out_free(c);
 out:
     free(packed);
     free(dv);
@@ -385,7 +375,7 @@ static void prune(fz_in *in) {
     int use_an = fz_bool(in);
     for (int64_t i = 0; i < (bad ? 1 : k); i++) an[i] = fabsf(an[i]);
     if (fz_u8(in) < 10) an[0] = fz_bool(in) ? -1.0f : NAN;
-    uint8_t *mask = out_alloc((size_t)ms);
+    uint8_t *mask = fz_out_alloc((size_t)ms);
     uint8_t nulls = fz_u8(in);
     isthmus_prune_args a = {n, k, nulls == 1 ? NULL : w, ldw, use_an ? an : NULL, structure, nm_n, nm_m, bh, bw, 0,
                             sparsity, fz_u64(in), nulls == 2 ? NULL : mask, ldm};
@@ -406,7 +396,7 @@ static void prune(fz_in *in) {
                 uint8_t v = mask[r * ldm + j];
                 if (j < k ? v > 1 : v != 0xCD) fail("prune mask: a value not 0/1, or a write past k");
             }
-        if (!cd(mask - GUARD, GUARD) || !cd(mask + ms, GUARD)) fail("prune mask: a write outside the mask");
+        if (!fz_untouched(mask - FZ_GUARD, FZ_GUARD) || !fz_untouched(mask + ms, FZ_GUARD)) fail("prune mask: a write outside the mask");
         const float *anp = use_an ? an : NULL;
         /* competing sets: a row (PER_ROW), the matrix (GLOBAL), a group (N_M), blocks (BLOCK) */
         if (structure == ISTHMUS_PRUNE_BLOCK) {
@@ -449,5 +439,5 @@ static void prune(fz_in *in) {
     }
     free(w);
     free(an);
-    out_free(mask);
+    fz_out_free(mask);
 }
