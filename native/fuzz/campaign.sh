@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # A bounded libFuzzer campaign over the fuzz targets (native/fuzz/README.md).
 #
-#   native/fuzz/campaign.sh [-t SECONDS] [-o OUTDIR] [-m] [TARGET...]
+#   native/fuzz/campaign.sh [-t SECONDS] [-o OUTDIR] [-s SEED] [-m] [TARGET...]
 #
 # Builds the targets with clang + libFuzzer + ASan + UBSan in OUTDIR/build (default target/fuzz), then
 # fuzzes each TARGET (default: all) for SECONDS (default 60), starting from the committed corpus
 # (corpus/TARGET, read-only) and writing what it finds to OUTDIR/work/TARGET. Prints and writes
 # OUTDIR/summary.md: executions, coverage, corpus size and crashes per target. With -m, new inputs that
 # add coverage are merged into the committed corpus (libFuzzer -merge=1), for committing.
+# -s fixes libFuzzer's seed (CI does, so that its short campaign is reproducible; default: random).
 # Exits 1 when a target crashed (the input is in OUTDIR/crashes/, replay it with fuzz_replay_TARGET).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 native=$(cd "$here/.." && pwd)
-seconds=60 out="$native/../target/fuzz" merge=0
-while getopts "t:o:m" opt; do
+seconds=60 out="$native/../target/fuzz" merge=0 seed=0
+while getopts "t:o:s:m" opt; do
   case $opt in
     t) seconds=$OPTARG ;;
     o) out=$OPTARG ;;
+    s) seed=$OPTARG ;;
     m) merge=1 ;;
     *) echo "usage: $0 [-t SECONDS] [-o OUTDIR] [-m] [TARGET...]" >&2; exit 2 ;;
   esac
@@ -56,7 +58,7 @@ for t in $targets; do
   log="$out/$t.log"
   echo "== fuzz_$t for ${seconds}s"
   set +e
-  "$out/build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len=4096 \
+  "$out/build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len=4096 -seed="$seed" \
     -print_final_stats=1 -artifact_prefix="$crashes/$t-" "$work" "$here/corpus/$t" >"$log" 2>&1
   rc=$?
   set -e

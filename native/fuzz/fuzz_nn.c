@@ -5,7 +5,7 @@
  * input (checked element by element here; with unequal strides the library may also refuse operands
  * whose address ranges merely interleave). Valid calls are checked against a double reference:
  *  - rmsnorm: x + residual written back exactly (f32 sum); y within 1e-5 |y| + 1e-30 (the header's bound),
- *    skipped where f32 squares may overflow (sum > 1e36) or the mean square plus eps is below 1e-30;
+ *    skipped where f32 squares may overflow (sum > 1e36) or the mean square is below 1e-30;
  *    the documented non-finite rule: a row whose f32 sum of squares is not finite (a NaN or an infinity
  *    in x + residual, or squares that overflow) is all NaN;
  *  - swiglu: within 1e-5 |out| + |u| 2^-149 + 1e-30 of g * sigmoid(g) * u (silu(g) is formed first: where
@@ -130,7 +130,9 @@ static void rmsnorm(fz_in *in) {
                     }
                     continue;
                 }
-                if (ss > 1e36 || ss / (double)dim + eps < 1e-30) continue;
+                /* squares in f32's denormal range lose relative precision (the CI campaign's find): rows whose mean
+                 * square is below 1e-30 are not checked, as isthmus.h says */
+                if (ss > 1e36 || ss / (double)dim < 1e-30) continue;
                 double ref = (double)v[c] / sqrt(ss / (double)dim + (double)eps) * w[c];
                 if (isnan(ref) ? isnan(got) : isinf(ref) ? got == ref : fabs(ref) > 1e38 || fabs(got - ref) <= 1e-5 * fabs(ref) + 1e-30)
                     continue;
