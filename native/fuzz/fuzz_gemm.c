@@ -68,7 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_fill_s8(&in, w, ws);
     int badc = 0; /* content or buffer faults: only isthmus_gemm_s8_pack sees them */
     if (!badp && fz_u8(&in) < 6) { /* -128 is refused */
-        w[fz_range(&in, 0, n - 1) * ldw + fz_range(&in, 0, k - 1)] = -128;
+        int64_t r = fz_range(&in, 0, n - 1), c = fz_range(&in, 0, k - 1);
+        w[r * ldw + c] = -128;
         badc = 1;
     }
     int64_t nws = badp ? 1 : isthmus_scale_count(n, k, wgran, wgran == ISTHMUS_SCALE_PER_GROUP ? group : 32);

@@ -420,7 +420,9 @@ static void corrupt_run(fz_in *in, shadow *z) {
         case 4: r = isthmus_kv_seq_extend(z->state, s, fz_range(in, 1, 40)); break;
         case 5: {
             int32_t keep[2] = {0, (int32_t)fz_range(in, 1, 3)};
-            r = isthmus_kv_seq_compact(z->state, s, fz_range(in, 0, 4), keep, fz_range(in, 0, 2));
+            int64_t first = fz_range(in, 0, 4);
+            int64_t nkeep = fz_range(in, 0, 2);
+            r = isthmus_kv_seq_compact(z->state, s, first, keep, nkeep);
             break;
         }
         case 6: r = isthmus_kv_seq_length(z->state, s, &x); break;
@@ -439,8 +441,10 @@ static void corrupt_run(fz_in *in, shadow *z) {
             break;
         }
         case 10: {
-            isthmus_kv_read_args a = {z->state, (int32_t)fz_range(in, 0, z->cfg.layers - 1), s, fz_range(in, 0, 2),
-                                      fz_range(in, 0, 2), buf, z->width, buf + 2 * MAXW, z->width};
+            int32_t layer = (int32_t)fz_range(in, 0, z->cfg.layers - 1);
+            int64_t start = fz_range(in, 0, 2);
+            int64_t count = fz_range(in, 0, 2);
+            isthmus_kv_read_args a = {z->state, layer, s, start, count, buf, z->width, buf + 2 * MAXW, z->width};
             r = isthmus_kv_read(&a);
             break;
         }

@@ -663,7 +663,8 @@ isthmus_status isthmus_prune_mask(const isthmus_prune_args *args);
  * Row-wise RMSNorm: y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight[:], the mean of squares
  * accumulated in f32 in an order that depends on the ISA (tests bound it against a double reference by
  * 1e-5 relative where the mean square is >= 1e-30; below, squares fall into f32's denormal range and
- * lose relative precision). With residual != NULL, x[r, :] += residual[r, :] first and the sum is written back to x
+ * lose relative precision), plus |weight[i]| * 2^-149 where x[i] / rms is denormal (it is formed first and
+ * carries its absolute rounding, as silu in isthmus_swiglu). With residual != NULL, x[r, :] += residual[r, :] first and the sum is written back to x
  * (the fused "add then norm" of a pre-norm transformer). y may be x (same ld).
  * NaN / inf are not refused: a row whose sum of squares is not finite (a NaN or +-inf in x + residual, or
  * |x| so large that the squares overflow f32) comes out all NaN (x still receives the sum with residual);
