@@ -12,7 +12,8 @@
  *  - swiglu: within 1e-5 |out| + |u| 2^-149 + 1e-30 of g * sigmoid(g) * u (silu(g) is formed first: where
  *    it is denormal it carries an absolute error up to 2^-150, which u multiplies; found by the CI
  *    campaign), NaN where that is NaN (gate = -inf gives -inf * 0 = NaN), exp(gate) taken as 0 below -87.33654
- *    as isthmus.h documents (so gate = -127.5 with up = inf is NaN), skipped past 1e38 (overflow);
+ *    as isthmus.h documents (so gate = -127.5 with up = inf is NaN), silu 0 where f32's silu is 0 (gate =
+ *    +-2^-149: 2^-150 rounds to 0), skipped past 1e38 (overflow);
  *  - no write outside y / out (everything else in the arena keeps its bytes).
  * Hostile sizes, strides, eps <= 0 / NaN / inf and NULL pointers must be refused. */
 #include "fuzz.h"
@@ -217,7 +218,10 @@ static void swiglu(fz_in *in) {
                  * exactly 0 there (and 0 * inf = NaN); found by a 300-s campaign: g = -127.5, u = inf */
                 double e = (float)-fabs(gv) < -87.33654f ? 0.0 : exp(-fabs(gv));
                 double sig = gv >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-                double ref = gv * sig * uv;
+                /* silu is formed in f32 first: for gate = +-2^-149 it is 2^-150, which rounds to 0 (so with up = inf
+                 * the output is NaN, not inf; found by the next campaign) */
+                double silu = (float)gv * (float)sig == 0.0f ? 0.0 : gv * sig;
+                double ref = silu * uv;
                 float got = o[r * ldo + c];
                 if (isnan(ref) ? isnan(got) : isinf(ref) ? got == ref : fabs(ref) > 1e38 ||
                     fabs(got - ref) <= 1e-5 * fabs(ref) + fabs(uv) * 0x1p-149 + 1e-30)

@@ -687,8 +687,8 @@ isthmus_status isthmus_rmsnorm(const isthmus_rmsnorm_args *args);
  * it is formed first and carries its absolute rounding); fuzz_nn checks this against a double reference.
  * NaN / inf propagate element-wise, the same class in every variant: NaN gate or up -> NaN; gate = +inf ->
  * +-inf with up's sign (NaN for up = 0); gate = -inf -> NaN (-inf * sigmoid(-inf) = -inf * 0); up = +-inf ->
- * +-inf (sign of up * gate), NaN where silu(gate) is 0 (gate = 0, or gate < -87.34, where every variant's
- * exp(gate) is 0).
+ * +-inf (sign of up * gate), NaN where silu(gate) is 0 (gate = 0; gate = +-2^-149, the smallest denormal,
+ * whose silu 2^-150 rounds to 0; or gate < -87.34, where every variant's exp(gate) is 0).
  */
 typedef struct isthmus_swiglu_args {
     int64_t rows, n;
