@@ -4,7 +4,8 @@
  * any M: M > 16 runs as tiles of 16 rows, each tile re-reading W).
  *
  * Block: 256 threads = 8 warps; a warp owns 4 consecutive rows of W (output channels), so a block covers 32.
- * The block's K range is staged in shared memory 1024 columns at a time for its MT (<= 16) rows of A; each lane
+ * The block's K range of A (its MT <= 16 rows) is staged in shared memory, all of it when MT * range <= 48 KB
+ * (decode: one barrier per block, none in the streaming loop), else in chunks of 48 KB / MT columns; each lane
  * takes 16 bytes of each of its 4 W rows per 512-column step and does 4 __dp4a per (row, m) against A's same 16
  * bytes, so one A load from shared memory serves 4 weight rows. Accumulators: int32, exact.
  *
@@ -27,7 +28,8 @@ constexpr int THREADS = 256;
 constexpr int WARPS = THREADS / 32;
 constexpr int ROWS_PER_WARP = 4;
 constexpr int N_PER_BLOCK = WARPS * ROWS_PER_WARP; /* 32 */
-constexpr int CHUNK = 1024;                        /* K columns of A staged at a time */
+constexpr int SPLIT_ALIGN = 1024;                  /* split boundaries: multiples of every K group (<= 256) */
+constexpr int64_t SMEM_A = 48 * 1024;              /* shared memory for A: the default limit, no opt-in */
 constexpr int STEP = 512;                          /* K columns a warp covers per step: 32 lanes x 16 bytes */
 constexpr int M_TILE_MAX = 16;
 constexpr int64_t SPLIT_MIN_K = 1024;              /* a split covers at least this much K */
@@ -41,17 +43,33 @@ struct skinny_params {
     int64_t group, groups;
     const float *bias;
     void *y; int32_t y_dtype; int64_t ldy;
-    int64_t ks;         /* K columns per split (a multiple of CHUNK) */
+    int64_t ks;         /* K columns per split (a multiple of SPLIT_ALIGN) */
+    int64_t chunk;      /* K columns of A staged at a time (a multiple of STEP; MT * chunk <= SMEM_A) */
     int32_t splits;
     void *partials;     /* [splits, M, N] int32 or f32, when splits > 1 */
     unsigned *counters; /* [gridDim.x * gridDim.z], zero before the launch, when splits > 1 */
 };
 
+/* 16 bytes of a row at p: one vector load when aligned (vec) and whole; 16 byte loads when whole but unaligned;
+ * a rolled byte loop for the last, partial slice of a row (avail < 16 bytes remain), which is rare and kept
+ * small so that it does not cost the streaming loop registers. */
+__device__ __noinline__ int4 load16_tail(const int8_t *p, int64_t avail) {
+    uint64_t lo = 0, hi = 0;
+#pragma unroll 1
+    for (int i = 0; i < 16 && i < avail; i++) {
+        const uint64_t b = (uint8_t)__ldg(p + i);
+        if (i < 8) lo |= b << (8 * i);
+        else hi |= b << (8 * (i - 8));
+    }
+    return make_int4((int)(uint32_t)lo, (int)(uint32_t)(lo >> 32), (int)(uint32_t)hi, (int)(uint32_t)(hi >> 32));
+}
+
 __device__ __forceinline__ int4 load16_w(const int8_t *p, bool full, int64_t avail, bool vec) {
-    if (vec && full) return __ldg(reinterpret_cast<const int4 *>(p));
+    if (!full) return load16_tail(p, avail);
+    if (vec) return __ldg(reinterpret_cast<const int4 *>(p));
     int b[16];
 #pragma unroll
-    for (int i = 0; i < 16; i++) b[i] = i < avail ? (int)(uint8_t)__ldg(p + i) : 0;
+    for (int i = 0; i < 16; i++) b[i] = (int)(uint8_t)__ldg(p + i);
     int4 r;
     r.x = b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24;
     r.y = b[4] | b[5] << 8 | b[6] << 16 | b[7] << 24;
@@ -80,7 +98,7 @@ __device__ __forceinline__ void store_y(const skinny_params &p, int64_t m, int64
 
 template <int MT, bool VEC, bool GROUPED>
 __global__ void __launch_bounds__(THREADS) skinny_kernel(const skinny_params p) {
-    __shared__ __align__(16) int8_t As[MT][CHUNK];
+    extern __shared__ __align__(16) int8_t As[]; /* [MT][chunk] */
     __shared__ unsigned last_flag;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int64_t n0 = (int64_t)blockIdx.x * N_PER_BLOCK + warp * ROWS_PER_WARP;
@@ -97,21 +115,22 @@ __global__ void __launch_bounds__(THREADS) skinny_kernel(const skinny_params p) 
 #pragma unroll
         for (int m = 0; m < MT; m++) acc[r][m] = 0, facc[r][m] = 0.0f;
 
-    for (int64_t kc = kb0; kc < kb1; kc += CHUNK) {
-        const int64_t len = kb1 - kc < CHUNK ? kb1 - kc : CHUNK;
+    const int chunk = (int)p.chunk;
+    for (int64_t kc = kb0; kc < kb1; kc += chunk) {
+        const int64_t len = kb1 - kc < chunk ? kb1 - kc : chunk;
         __syncthreads(); /* the previous chunk's readers are done */
-        for (int idx = tid; idx < MT * (CHUNK / 16); idx += THREADS) {
-            const int m = idx / (CHUNK / 16), c = (idx % (CHUNK / 16)) * 16;
+        for (int idx = tid; idx < MT * (chunk / 16); idx += THREADS) {
+            const int m = idx / (chunk / 16), c = (idx % (chunk / 16)) * 16;
             int4 v = make_int4(0, 0, 0, 0);
             if (m0 + m < p.m && c < len) {
                 const int8_t *src = p.a + (m0 + m) * p.lda + kc + c;
-                if (VEC && c + 16 <= len) v = *reinterpret_cast<const int4 *>(src);
-                else v = load16_w(src, false, len - c, false);
+                v = load16_w(src, c + 16 <= len, len - c, VEC);
             }
-            *reinterpret_cast<int4 *>(&As[m][c]) = v;
+            *reinterpret_cast<int4 *>(&As[m * chunk + c]) = v;
         }
         __syncthreads();
         const int steps = (int)((len + STEP - 1) / STEP);
+#pragma unroll 2
         for (int s = 0; s < steps; s++) {
             const int c = s * STEP + lane * 16;
             const int64_t kabs = kc + c;
@@ -124,7 +143,7 @@ __global__ void __launch_bounds__(THREADS) skinny_kernel(const skinny_params p) 
             }
 #pragma unroll
             for (int m = 0; m < MT; m++) {
-                const int4 av = *reinterpret_cast<const int4 *>(&As[m][c]);
+                const int4 av = *reinterpret_cast<const int4 *>(&As[m * chunk + c]);
 #pragma unroll
                 for (int r = 0; r < ROWS_PER_WARP; r++) {
                     int32_t t = acc[r][m];
@@ -225,7 +244,7 @@ struct plan {
     int64_t mtiles;  /* ceil(M / mt) */
     int64_t nblocks; /* ceil(N / 32) */
     int32_t splits;
-    int64_t ks;
+    int64_t ks, chunk;
     bool vec;
     int64_t partial_bytes, counter_bytes;
 };
@@ -247,9 +266,12 @@ plan make_plan(const gemm_problem *p) {
     if (splits > max_splits) splits = max_splits;
     if (splits < 1) splits = 1;
     int64_t ks = (p->k + splits - 1) / splits;
-    ks = (ks + CHUNK - 1) / CHUNK * CHUNK;
+    ks = (ks + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
     q.ks = ks;
     q.splits = (int32_t)((p->k + ks - 1) / ks);
+    /* the whole split of A in shared memory when it fits (no block-wide sync in the streaming loop) */
+    const int64_t fit = SMEM_A / q.mt / STEP * STEP, need = (p->k < ks ? p->k : ks) + STEP - 1;
+    q.chunk = fit < need / STEP * STEP ? fit : need / STEP * STEP;
     if (q.splits > 1) {
         q.partial_bytes = ((int64_t)q.splits * p->m * p->n * 4 + 255) / 256 * 256;
         q.counter_bytes = q.nblocks * q.mtiles * 4;
@@ -288,11 +310,12 @@ const char *skinny_select(const gemm_problem *p) {
 template <int MT>
 void launch_mt(const plan &q, const skinny_params &sp, cudaStream_t s) {
     const dim3 grid((unsigned)q.nblocks, (unsigned)q.splits, (unsigned)q.mtiles);
+    const size_t smem = (size_t)MT * (size_t)q.chunk;
     const bool grouped = sp.groups > 1;
-    if (q.vec && !grouped) skinny_kernel<MT, true, false><<<grid, THREADS, 0, s>>>(sp);
-    else if (q.vec) skinny_kernel<MT, true, true><<<grid, THREADS, 0, s>>>(sp);
-    else if (!grouped) skinny_kernel<MT, false, false><<<grid, THREADS, 0, s>>>(sp);
-    else skinny_kernel<MT, false, true><<<grid, THREADS, 0, s>>>(sp);
+    if (q.vec && !grouped) skinny_kernel<MT, true, false><<<grid, THREADS, smem, s>>>(sp);
+    else if (q.vec) skinny_kernel<MT, true, true><<<grid, THREADS, smem, s>>>(sp);
+    else if (!grouped) skinny_kernel<MT, false, false><<<grid, THREADS, smem, s>>>(sp);
+    else skinny_kernel<MT, false, true><<<grid, THREADS, smem, s>>>(sp);
 }
 
 cudaError_t skinny_launch(const gemm_problem *p) {
@@ -305,7 +328,7 @@ cudaError_t skinny_launch(const gemm_problem *p) {
     sp.group = p->group, sp.groups = p->groups;
     sp.bias = p->bias;
     sp.y = p->y, sp.y_dtype = p->y_dtype, sp.ldy = p->ldy;
-    sp.ks = q.ks, sp.splits = q.splits;
+    sp.ks = q.ks, sp.chunk = q.chunk, sp.splits = q.splits;
     sp.partials = nullptr, sp.counters = nullptr;
     if (q.splits > 1) {
         sp.partials = p->workspace;
