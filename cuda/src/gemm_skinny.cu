@@ -107,6 +107,7 @@ __global__ void __launch_bounds__(THREADS) skinny_kernel(const skinny_params p) 
     const int64_t kb1 = kb0 + p.ks < p.k ? kb0 + p.ks : p.k;
     constexpr bool grouped = GROUPED;
     const int seg = (int)(p.group / 16); /* lanes per K group when grouped: 2..16 */
+    const int gshift = __ffsll(p.group) - 1;
 
     int32_t acc[ROWS_PER_WARP][MT];
     float facc[ROWS_PER_WARP][MT];
@@ -155,7 +156,7 @@ __global__ void __launch_bounds__(THREADS) skinny_kernel(const skinny_params p) 
                 }
             }
             if constexpr (grouped) { /* close the K groups of this step: a group covers `seg` consecutive lanes */
-                const int64_t g = kabs / p.group;
+                const int64_t g = kabs >> gshift; /* group is a power of two (32..256) when grouped */
                 const bool leader = (lane % seg) == 0 && kabs < kb1;
 #pragma unroll
                 for (int r = 0; r < ROWS_PER_WARP; r++)
