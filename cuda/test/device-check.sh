@@ -4,11 +4,11 @@
 #   cuda/test/device-check.sh            (OUT=dir for the result files, at most 8; BUILD_DIR=... for the build)
 #
 # Needs nvcc, cmake, python3 (+ PyTorch for the baseline), compute-sanitizer and cuobjdump; no Java, no Maven.
-# Budget, 8 minutes in all (each step has its own timeout; a step that fails is reported and the rest go on,
-# except that without a GPU it stops after test_cuda, which says why):
-#   configure 40 s, build 170 s (CPU + CUDA libraries and the two CUDA test programs), test_cuda 60 s,
-#   compute-sanitizer memcheck on test_cuda --small 60 s, SASS check 20 s, CPU ctest (only on an AVX-512 CPU,
-#   only while under 5 min) 45 s, bench_cuda 60 s, torch_baseline.py 50 s, table 5 s.
+# Budget, under 8 minutes in all: each step has its own timeout, and they add up to 465 s (a step that fails is
+# reported and the rest go on, except that without a GPU it stops after test_cuda, which says why):
+#   configure 30 s, build 150 s (CPU + CUDA libraries and the two CUDA test programs), test_cuda 80 s,
+#   compute-sanitizer memcheck on test_cuda --small 50 s, SASS check 15 s, CPU ctest (only on an AVX-512 VNNI CPU
+#   and only when under 200 s were used so far) 35 s, bench_cuda 55 s, torch_baseline.py 45 s, table 5 s.
 # Files under $OUT: summary.txt (the final table), build.log, test.log, sanitizer.log, sass.txt, bench.log,
 # bench_cuda.json, torch_baseline.json.
 set -uo pipefail
@@ -46,13 +46,13 @@ say "== isthmus device check, $(date -u +%FT%TZ), commit $(git rev-parse --short
 JOBS=$(nproc)
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
-step configure 40 "$OUT/build.log" cmake -S native -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
+step configure 30 "$OUT/build.log" cmake -S native -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DISTHMUS_CUDA=ON -DISTHMUS_BENCH=OFF || { say "configure failed: see build.log"; tail -20 "$OUT/build.log"; exit 1; }
-step build 170 "$OUT/build.log" cmake --build "$BUILD_DIR" --parallel "$JOBS" \
+step build 150 "$OUT/build.log" cmake --build "$BUILD_DIR" --parallel "$JOBS" \
     --target isthmus isthmus_cuda test_cuda bench_cuda isthmus_tests || { say "build failed: see build.log"; tail -30 "$OUT/build.log"; exit 1; }
 grep -E "ptxas (warning|error)|warning:" "$OUT/build.log" | sort | uniq -c | head -20 | tee -a "$SUMMARY"
 
-step test_cuda 60 "$OUT/test.log" "$BUILD_DIR/cuda/test_cuda"
+step test_cuda 80 "$OUT/test.log" "$BUILD_DIR/cuda/test_cuda"
 rc=$?
 tail -5 "$OUT/test.log" | tee -a "$SUMMARY"
 if [ $rc -eq 77 ]; then
@@ -61,7 +61,7 @@ if [ $rc -eq 77 ]; then
 fi
 
 if command -v compute-sanitizer >/dev/null; then
-    step memcheck 60 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 3 \
+    step memcheck 50 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 3 \
         "$BUILD_DIR/cuda/test_cuda" --small
     grep -E "ERROR SUMMARY" "$OUT/sanitizer.log" | tail -1 | tee -a "$SUMMARY"
 else
@@ -70,9 +70,9 @@ fi
 
 {
     so="$BUILD_DIR/libisthmus_cuda.so"
-    cuobjdump --list-elf "$so"
-    cuobjdump --list-ptx "$so"
-    cuobjdump --dump-sass "$so" >"$BUILD_DIR/sass.txt"
+    timeout 5 cuobjdump --list-elf "$so"
+    timeout 5 cuobjdump --list-ptx "$so"
+    timeout 10 cuobjdump --dump-sass "$so" >"$BUILD_DIR/sass.txt"
     echo "SASS lines: $(wc -l <"$BUILD_DIR/sass.txt")"
     echo "IMMA (mma.sync int8): $(grep -c IMMA "$BUILD_DIR/sass.txt")"
     echo "HGMMA / IGMMA (wgmma): $(grep -cE 'HGMMA|IGMMA' "$BUILD_DIR/sass.txt")"
@@ -84,16 +84,16 @@ fi
 } >"$OUT/sass.txt" 2>&1
 say "$(printf '%-22s %s' sass "$(grep -E '^(IMMA|HGMMA|IDP4A)' "$OUT/sass.txt" | tr '\n' ';')")"
 
-if grep -q avx512_vnni /proc/cpuinfo && [ "$(elapsed)" -lt 300 ]; then
-    (cd "$BUILD_DIR" && step cpu_ctest 45 "$OUT/test.log" ctest -R '^native_' --output-on-failure -E hygiene)
+if grep -q avx512_vnni /proc/cpuinfo && [ "$(elapsed)" -lt 200 ]; then
+    (cd "$BUILD_DIR" && step cpu_ctest 35 "$OUT/test.log" ctest -R '^native_' --output-on-failure -E hygiene)
 else
     say "cpu_ctest: skipped ($(grep -q avx512_vnni /proc/cpuinfo && echo "time: $(elapsed)s used" || echo 'no AVX-512 VNNI on this CPU'))"
 fi
 
-step bench_cuda 60 "$OUT/bench.log" "$BUILD_DIR/cuda/bench_cuda" --json "$OUT/bench_cuda.json" --iters 30
-step torch_baseline 50 "$OUT/bench.log" python3 cuda/test/torch_baseline.py --json "$OUT/torch_baseline.json" --iters 30
+step bench_cuda 55 "$OUT/bench.log" "$BUILD_DIR/cuda/bench_cuda" --json "$OUT/bench_cuda.json" --iters 30
+step torch_baseline 45 "$OUT/bench.log" python3 cuda/test/torch_baseline.py --json "$OUT/torch_baseline.json" --iters 30
 
-python3 - "$OUT/bench_cuda.json" "$OUT/torch_baseline.json" <<'EOF' 2>&1 | tee -a "$SUMMARY"
+timeout 5 python3 - "$OUT/bench_cuda.json" "$OUT/torch_baseline.json" <<'EOF' 2>&1 | tee -a "$SUMMARY"
 import json, sys
 try:
     b = json.load(open(sys.argv[1]))
