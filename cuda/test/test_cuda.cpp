@@ -12,7 +12,8 @@
  *
  * Bounds (isthmus_cuda.h):
  *  - S32: exact, against an int64 reference (or the CPU's exact isthmus_gemm_s8_s32 for the large shapes);
- *  - F32 with one K group: bit-identical to isthmus_gemm_s8 (CPU) on the same int8 data and scales;
+ *  - F32 with one K group: bit-identical to isthmus_gemm_s8 (CPU) on the same int8 data and scales, the sign of a
+ *    zero included (negative scales are allowed: fmaf(0, s < 0, +0.0f) is +0 where 0 * s is -0);
  *  - F32 with K groups: |y - exact| <= (groups + 3) * 2^-24 * (sum_g |acc_g sa_g sw_g| + |bias|), exact in double;
  *  - BF16 with one group: exactly the CPU's f32 result rounded to nearest even bf16; with K groups: the f32 bound
  *    plus half a bf16 ulp (2^-8 |y| relative);
@@ -450,6 +451,10 @@ static int run_gemm_case(const gemm_case &c, int sm) {
     for (auto &v : sa) v = rnd_f(0.001f, 0.02f);
     for (auto &v : sw) v = rnd_f(0.001f, 0.02f);
     for (auto &v : bias) v = rnd_f(-2.0f, 2.0f);
+    if (rnd() % 4 == 0) { /* negative scales are not refused: with acc = 0 and no bias the CPU's fmaf(0, s, +0) is +0 */
+        for (auto &v : sa) v = rnd() % 2 ? -v : v;
+        for (auto &v : sw) v = rnd() % 2 ? -v : v;
+    }
     const int esz = c.y_dtype == ISTHMUS_CUDA_BF16 ? 2 : 4;
     const int64_t ylen = (M + 2) * c.ldy; /* two guard rows after the output */
     dev_buf dA(M * c.lda + 32), dW(N * c.ldw + 32), dSa(sa.size() * 4), dSw(sw.size() * 4), dB(N * 4), dY(ylen * esz);
