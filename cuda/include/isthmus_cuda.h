@@ -234,8 +234,9 @@ enum {
  *    rounded once to the output type. With one group spanning K (w_granularity PER_TENSOR or PER_ROW,
  *    a_granularity PER_TENSOR or PER_ROW) the result is (float)acc * (sa * sw) (+ bias): bit-identical to
  *    isthmus_gemm_s8 on the CPU for F32. With PER_GROUP scales (a and w share `group`), the groups are
- *    summed in f32 in an order that depends on the kernel: within 2^-22 * sum_g |acc_g * sa_g * sw_g| of the
- *    exact value (the tests' bound).
+ *    summed in f32 in an order that depends on the kernel: within (G + 3) * 2^-24 * (sum_g |acc_g * sa_g * sw_g|
+ *    + |bias[n]|) of the exact value, G = ceil(K / group) (the tests' bound: each term is rounded at most twice
+ *    before the sum, a sum of G terms in any order adds at most G - 1 roundings, the bias one more).
  * Alignment: a, w and lda, ldw must allow 16-byte loads (addresses multiples of 16, lda and ldw multiples
  * of 16) for the MMA and WGMMA families; other layouts run the SKINNY family (any M) or, when forced, fail
  * with UNSUPPORTED. K need not be a multiple of anything (tails are zero-filled in shared memory).

@@ -72,7 +72,9 @@ extern const gemm_variant_list isthmus_cuda__gemm_wgmma_variants;
 extern const gemm_variant_list isthmus_cuda__gemm_skinny_variants;
 
 /* The epilogue every family applies to an output element, so that results agree across families:
- *  - one group (p->groups == 1): y = (float)acc * (sa * sw), then + bias[n] (two roundings, as the CPU);
+ *  - one group (p->groups == 1): y = fmaf((float)acc, sa * sw, 0.0f), then + bias[n]: the CPU's operations in
+ *    its order (gemm_ref.c starts y at 0.0f and fmaf's each group in), so F32 is bit-identical to isthmus_gemm_s8;
+ *    it equals (float)acc * (sa * sw) except for the sign of a zero (fmaf(x, s, +0) never gives -0 from x * s = -0);
  *  - several groups: y accumulates fmaf((float)acc_g, sa_g * sw_g, y) over the groups the kernel sees, in
  *    its own order (split-K partial sums are added in f32), then + bias[n].
  * Output: F32 stored as is; BF16 rounded to nearest even from the final f32 (__float2bfloat16_rn);
