@@ -101,6 +101,16 @@ public final class Device {
         return Optional.ofNullable(Cuda.availability().message());
     }
 
+    /**
+     * A CUDA device object that was not checked against the machine: for tests of the Java-side argument checks on a
+     * machine without a GPU. Anything that reaches native code with it fails with {@link DeviceUnavailableException}
+     * (every CUDA entry asks {@code internal.Cuda.require} first), never with a crash.
+     */
+    static Device uncheckedCudaForTests(int index) {
+        if (index < 0) throw new IllegalArgumentException("index must be >= 0, got " + index);
+        return new Device(Kind.CUDA, index);
+    }
+
     /** CPU or CUDA. */
     public Kind kind() {
         return kind;
@@ -135,6 +145,7 @@ public final class Device {
         if (isCpu()) throw new IllegalStateException("cpu has no CUDA device properties");
         DeviceProperties p = properties;
         if (p != null) return p;
+        Cuda.require("Device.properties");
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = isthmus_cuda_device_props.allocate(arena);
             Cuda.check(IsthmusCuda.isthmus_cuda_device_get_props(index, s), "Device.properties " + this);
@@ -157,6 +168,7 @@ public final class Device {
      */
     public long freeMemory() {
         if (isCpu()) throw new IllegalStateException("freeMemory() is for CUDA devices; cpu has none to report");
+        Cuda.require("Device.freeMemory");
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment free = arena.allocate(ValueLayout.JAVA_LONG), total = arena.allocate(ValueLayout.JAVA_LONG);
             Cuda.check(IsthmusCuda.isthmus_cuda_mem_info(index, free, total), "Device.freeMemory " + this);
@@ -169,7 +181,10 @@ public final class Device {
      * a kernel hit earlier as an {@link IsthmusException}. A no-op for the CPU.
      */
     public void synchronize() {
-        if (isCuda()) Cuda.check(IsthmusCuda.isthmus_cuda_device_synchronize(index), "Device.synchronize " + this);
+        if (isCuda()) {
+            Cuda.require("Device.synchronize");
+            Cuda.check(IsthmusCuda.isthmus_cuda_device_synchronize(index), "Device.synchronize " + this);
+        }
     }
 
     /**

@@ -44,6 +44,7 @@ public final class Event implements AutoCloseable {
      */
     public static Event create(Device device) {
         Stream.cudaDevice(device, "device");
+        Cuda.require("Event.create");
         long h;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
@@ -76,6 +77,7 @@ public final class Event implements AutoCloseable {
         Checks.notNull(stream, "stream");
         if (!stream.device().equals(device))
             throw new IllegalArgumentException("stream is on " + stream.device() + " but event is on " + device);
+        Cuda.require("Event.record");
         try (Tensor.Lease l = lease(); Tensor.Lease ls = stream.lease()) {
             Cuda.check(IsthmusCuda.isthmus_cuda_event_record(device.index(), Cuda.ptr(handle), Cuda.ptr(stream.handle())),
                     "Event.record");
@@ -85,6 +87,7 @@ public final class Event implements AutoCloseable {
 
     /** Waits until the event has completed. */
     public void synchronize() {
+        Cuda.require("Event.synchronize");
         try (Tensor.Lease l = lease()) {
             Cuda.check(IsthmusCuda.isthmus_cuda_event_synchronize(device.index(), Cuda.ptr(handle)), "Event.synchronize");
         }
@@ -101,6 +104,7 @@ public final class Event implements AutoCloseable {
         Checks.notNull(end, "end");
         if (!end.device.equals(device))
             throw new IllegalArgumentException("end is on " + end.device + " but this event is on " + device);
+        Cuda.require("Event.elapsedMillis");
         try (Tensor.Lease l = lease(); Tensor.Lease le = end.lease(); Arena arena = Arena.ofConfined()) {
             MemorySegment ms = arena.allocate(ValueLayout.JAVA_FLOAT);
             Cuda.check(IsthmusCuda.isthmus_cuda_event_elapsed_ms(device.index(), Cuda.ptr(handle), Cuda.ptr(end.handle),

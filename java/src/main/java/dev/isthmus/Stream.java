@@ -68,6 +68,7 @@ public final class Stream implements AutoCloseable {
      */
     public static Stream create(Device device) {
         cudaDevice(device, "device");
+        Cuda.require("Stream.create");
         long h;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
@@ -122,6 +123,7 @@ public final class Stream implements AutoCloseable {
      * @throws IllegalStateException when closed
      */
     public void synchronize() {
+        Cuda.require("Stream.synchronize");
         try (Tensor.Lease l = lease()) {
             Cuda.synchronize(device.index(), handle, "Stream.synchronize " + this);
         }
@@ -129,6 +131,7 @@ public final class Stream implements AutoCloseable {
 
     /** True when all work queued on the stream has completed; does not wait. */
     public boolean query() {
+        Cuda.require("Stream.query");
         try (Tensor.Lease l = lease(); Arena arena = Arena.ofConfined()) {
             MemorySegment done = arena.allocate(ValueLayout.JAVA_INT);
             Cuda.check(IsthmusCuda.isthmus_cuda_stream_query(device.index(), Cuda.ptr(handle), done),
@@ -146,6 +149,7 @@ public final class Stream implements AutoCloseable {
         Checks.notNull(event, "event");
         if (!event.device().equals(device))
             throw new IllegalArgumentException("event is on " + event.device() + " but stream is on " + device);
+        Cuda.require("Stream.waitFor");
         try (Tensor.Lease l = lease(); Tensor.Lease le = event.lease()) {
             Cuda.check(IsthmusCuda.isthmus_cuda_stream_wait_event(device.index(), Cuda.ptr(handle),
                     Cuda.ptr(event.handle())), "Stream.waitFor " + this);
@@ -164,8 +168,12 @@ public final class Stream implements AutoCloseable {
         }
     }
 
-    /** Held by ops while they enqueue on the stream: close() waits for none, it refuses while one is held. */
-    Tensor.Lease lease() {
+    /**
+     * Takes a lease on the stream, as ops do while they queue work on it: {@link #close()} fails while one is held.
+     *
+     * @throws IllegalStateException when the stream is closed
+     */
+    public Tensor.Lease lease() {
         Runnable r = leases.acquire(this);
         return r::run;
     }
@@ -209,8 +217,10 @@ public final class Stream implements AutoCloseable {
                     Cuda.free(device.index(), s, "Stream.close " + this);
                 }
             }
-            if (owned)
+            if (owned) {
+                Cuda.require("Stream.close");
                 Cuda.check(IsthmusCuda.isthmus_cuda_stream_destroy(device.index(), Cuda.ptr(handle)), "Stream.close " + this);
+            }
         } finally {
             accounting.close();
         }

@@ -85,6 +85,7 @@ public final class Cuda {
 
     /** {@code bytes >= 1} of device memory on {@code device}; the address. */
     public static long malloc(int device, long bytes, String operation) {
+        require(operation);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
             check(IsthmusCuda.isthmus_cuda_malloc(device, bytes, out), operation);
@@ -94,10 +95,12 @@ public final class Cuda {
 
     /** Frees device memory (synchronizes the device, as cudaFree does). */
     public static void free(int device, long address, String operation) {
+        require(operation);
         check(IsthmusCuda.isthmus_cuda_free(device, ptr(address)), operation);
     }
 
     public static void synchronize(int device, long stream, String operation) {
+        require(operation);
         check(IsthmusCuda.isthmus_cuda_stream_synchronize(device, ptr(stream)), operation);
     }
 }
