@@ -110,6 +110,7 @@ public final class DeviceWeights implements AutoCloseable {
         return q.cols();
     }
 
+    /** The scheme the weights were quantized with. */
     public QuantScheme scheme() {
         return q.scheme();
     }
@@ -134,6 +135,7 @@ public final class DeviceWeights implements AutoCloseable {
         return q.values().isAlive() && q.scales().isAlive();
     }
 
+    /** Closes the values and scales (freeing the device memory they own; wrapped memory stays its owner's). */
     @Override
     public void close() {
         q.close();
