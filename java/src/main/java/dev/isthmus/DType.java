@@ -16,7 +16,12 @@ public enum DType {
     /** signed 8-bit integer (quantized values). */
     I8(1, ValueLayout.JAVA_BYTE),
     /** signed 32-bit integer (accumulators). */
-    I32(4, ValueLayout.JAVA_INT);
+    I32(4, ValueLayout.JAVA_INT),
+    /**
+     * bfloat16: the upper 16 bits of an F32 (read and write it as a {@code short}). The CUDA kernels take and produce
+     * it (activations, matmul outputs); no CPU kernel does: on the CPU it is storage, for copies to and from a device.
+     */
+    BF16(2, ValueLayout.JAVA_SHORT);
 
     private final int byteSize;
     private final ValueLayout layout;

@@ -2,7 +2,8 @@ package dev.isthmus;
 
 /**
  * A native kernel refused or failed a call that passed the Java checks. Carries the native status
- * code ({@code ISTHMUS_ERR_*} of isthmus.h) and the library's own message.
+ * code ({@code ISTHMUS_ERR_*} of isthmus.h, or {@code ISTHMUS_CUDA_ERR_*} of isthmus_cuda.h, which shares codes
+ * 0..4 and adds {@link #NO_DEVICE} and {@link #DEVICE}) and the library's own message.
  *
  * <pre>{@code
  * try {
@@ -28,6 +29,11 @@ public final class IsthmusException extends RuntimeException {
      * sequence at its maximum length). Nothing changed: free or truncate sequences and retry.
      */
     public static final int CAPACITY = 5;
+    /** ISTHMUS_CUDA_ERR_NO_DEVICE: no usable GPU (no driver, a driver too old, no device). */
+    public static final int NO_DEVICE = 6;
+    /** ISTHMUS_CUDA_ERR_DEVICE: the CUDA runtime reported an error (a launch failure, or an illegal address found
+     *  at a synchronization); the message names the call and CUDA's error. */
+    public static final int DEVICE = 7;
 
     private final int status;
     private final String nativeMessage;
@@ -60,6 +66,8 @@ public final class IsthmusException extends RuntimeException {
             case OUT_OF_MEMORY -> "ISTHMUS_ERR_OUT_OF_MEMORY";
             case INTERNAL -> "ISTHMUS_ERR_INTERNAL";
             case CAPACITY -> "ISTHMUS_ERR_CAPACITY, the pool is full";
+            case NO_DEVICE -> "ISTHMUS_CUDA_ERR_NO_DEVICE";
+            case DEVICE -> "ISTHMUS_CUDA_ERR_DEVICE";
             default -> "status " + status;
         };
     }

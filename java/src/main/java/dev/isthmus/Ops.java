@@ -7,6 +7,10 @@ import dev.isthmus.bindings.isthmus_gemm_s8_s32_args;
 import dev.isthmus.bindings.isthmus_rmsnorm_args;
 import dev.isthmus.bindings.isthmus_swiglu_args;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cuda;
+import dev.isthmus.internal.CudaKernels;
+import dev.isthmus.quant.DeviceWeights;
+import dev.isthmus.quant.Quant;
 import dev.isthmus.internal.Outputs;
 import dev.isthmus.internal.Native;
 import dev.isthmus.quant.PackedWeights;
@@ -37,6 +41,7 @@ public final class Ops {
      * weights have groups) on the fly, exactly as {@code Quant.quantize} would. Returns a new owned tensor.
      */
     public static Tensor matmul(Tensor x, PackedWeights w) {
+        if (x != null) onCpu(x, "x");
         Checks.matrix(x, "x", DType.F32);
         Checks.notNull(w, "w");
         return Outputs.allocate(DType.F32, x.dim(0), w.n(), y -> matmul(x, w, null, y));
@@ -44,6 +49,9 @@ public final class Ops {
 
     /** As {@link #matmul(Tensor, PackedWeights)}, adding {@code bias} [N] (or null) and writing {@code out} [M, N]. */
     public static void matmul(Tensor x, PackedWeights w, Tensor bias, Tensor out) {
+        onCpu(x, "x");
+        onCpu(bias, "bias");
+        onCpu(out, "out");
         Checks.matrix(x, "x", DType.F32);
         long m = x.dim(0), k = x.dim(1);
         MemorySegment wp = weights(w, k, "x", x);
@@ -72,6 +80,7 @@ public final class Ops {
     /** {@code Y = (Aq . W^T) * scales} for activations already quantized. Returns a new owned tensor. */
     public static Tensor matmul(QuantizedTensor a, PackedWeights w) {
         Checks.notNull(a, "a");
+        onCpu(a.values(), "a");
         return Outputs.allocate(DType.F32, a.rows(), Checks.notNull(w, "w").n(), y -> matmul(a, w, null, y));
     }
 
@@ -81,6 +90,9 @@ public final class Ops {
      */
     public static void matmul(QuantizedTensor a, PackedWeights w, Tensor bias, Tensor out) {
         Checks.notNull(a, "a");
+        onCpu(a.values(), "a");
+        onCpu(bias, "bias");
+        onCpu(out, "out");
         Tensor av = Checks.matrix(a.values(), "a.values", DType.I8);
         Checks.usable(a.scales(), "a.scales");
         QuantScheme as = a.scheme();
@@ -116,12 +128,15 @@ public final class Ops {
 
     /** Exact int32 {@code C = Aq . Wq^T} (no scales), for custom epilogues. Returns a new owned I32 tensor. */
     public static Tensor matmulInt32(Tensor a, PackedWeights w) {
+        onCpu(a, "a");
         Checks.matrix(a, "a", DType.I8);
         return Outputs.allocate(DType.I32, a.dim(0), Checks.notNull(w, "w").n(), c -> matmulInt32(a, w, c));
     }
 
     /** Exact int32 {@code C[M,N] = Aq[M,K] . Wq[N,K]^T} into {@code out}. */
     public static void matmulInt32(Tensor a, PackedWeights w, Tensor out) {
+        onCpu(a, "a");
+        onCpu(out, "out");
         Checks.matrix(a, "a", DType.I8);
         long m = a.dim(0), k = a.dim(1);
         MemorySegment wp = weights(w, k, "a", a);
@@ -145,6 +160,277 @@ public final class Ops {
             isthmus_gemm_s8_s32_args.ldc(s, out.stride(0));
             Native.check(Isthmus.isthmus_gemm_s8_s32(s), "matmulInt32");
         }
+    }
+
+    // ------------------------------------------------------------------ CUDA matmul
+
+    /**
+     * {@code Y = quant(X) . W^T} on a CUDA device: the F32 or BF16 activations are quantized per row (or per group,
+     * when the weights have groups) on the device, exactly as {@link Quant#quantize} does on the CPU, then multiplied
+     * by the INT8 weights. Returns a new owned F32 {@code [M, N]} tensor on the weights' device; waits until it is
+     * computed (see {@link #matmul(Tensor, DeviceWeights, Tensor, Tensor, Stream)} for the asynchronous form).
+     *
+     * <p>Agreement with the CPU: for F32 activations and weights with one scale per row or per tensor, the result is
+     * bit-identical to {@link #matmul(Tensor, PackedWeights)} with weights quantized by the same scheme; with groups,
+     * it is within {@code 2^-22 * sum_g |acc_g * sa_g * sw_g|} of the exact value (the f32 sum over groups runs in a
+     * kernel-dependent order).
+     *
+     * @throws IllegalArgumentException naming the argument: a null, tensors on different devices ("x is on cpu but w
+     *                                  is on cuda:0"), a wrong dtype or shape, inner dimensions that differ
+     * @throws IllegalStateException    for a closed tensor or weights
+     */
+    public static Tensor matmul(Tensor x, DeviceWeights w) {
+        Checks.notNull(x, "x");
+        Device d = deviceOf(w);
+        Checks.sameDevice(x, "x", d, "w");
+        Checks.deviceMatrix(x, "x", DType.F32, DType.BF16);
+        return deviceOutput(DType.F32, d, x.dim(0), w.n(), y -> matmul(x, w, null, y, null));
+    }
+
+    /**
+     * {@code out = quant(x) . W^T (+ bias)} on a CUDA device (see {@link #matmul(Tensor, DeviceWeights)}), into
+     * {@code out}.
+     *
+     * <p><b>Streams.</b> With a {@code stream}, the quantization and the GEMM are queued on it and this returns
+     * without waiting: call {@link Stream#synchronize()} before reading {@code out}; device errors surface there. The
+     * quantized activations and the GEMM's workspace live in the stream's scratch (reused by later calls on the stream,
+     * freed by its {@code close()}). With {@code null}, the call runs on the device's legacy default stream, waits
+     * until {@code out} is written and frees its scratch; it does not wait for work queued on other (non-blocking)
+     * streams, so synchronize those first.
+     *
+     * <p>Layouts: every tensor's rows are contiguous; row strides may exceed the column count. Addresses or row
+     * strides that are not multiples of 16 bytes are not an error: the library then runs its SKINNY kernel family.
+     *
+     * @param x      F32 or BF16 {@code [M, K]} on w's device
+     * @param w      weights {@code [N, K]} on a CUDA device
+     * @param bias   F32 {@code [N]} on the same device, or null
+     * @param out    F32 or BF16 {@code [M, N]} on the same device; must not overlap x, w or bias
+     * @param stream a stream of the same device, or null (see above)
+     * @throws IllegalArgumentException naming the argument and its device or shape: a null, mixed devices, a wrong
+     *                                  dtype or shape, inner dimensions that differ, K above 131072, overlaps
+     * @throws IllegalStateException    for a closed tensor, weights or stream
+     * @throws IsthmusException         for a failure the CUDA library reports (a launch error, out of memory)
+     */
+    public static void matmul(Tensor x, DeviceWeights w, Tensor bias, Tensor out, Stream stream) {
+        Checks.notNull(x, "x");
+        Device d = deviceOf(w);
+        checkDevices(d, stream, x, "x", bias, "bias", out, "out");
+        Checks.deviceMatrix(x, "x", DType.F32, DType.BF16);
+        long m = x.dim(0), k = x.dim(1);
+        checkDeviceWeights(w, k, "x", x);
+        checkDeviceBiasOut(bias, out, m, w.n(), x, "x", DType.F32, DType.BF16);
+        noWeightOverlap(out, w);
+        QuantScheme ws = w.scheme();
+        boolean grouped = ws.granularity() == QuantScheme.Granularity.PER_GROUP;
+        long group = grouped ? ws.group() : 0;
+        long scaleCount = grouped ? Math.multiplyExact(m, (k + group - 1) / group) : m;
+        Cuda.require("matmul on " + d);
+        onStream(d, stream, (s, h) -> {
+            try (Tensor.Lease lx = x.lease(); Tensor.Lease lw = w.values().lease(); Tensor.Lease lws = w.scales().lease();
+                 Tensor.Lease lb = lease(bias); Tensor.Lease lo = out.lease()) {
+                CudaKernels.Gemm g = gemm(d, m, k, 0, k, grouped ? 2 : 1, 0, w, bias, out);
+                long qBytes = CudaKernels.align256(Math.multiplyExact(m, k));
+                long sBytes = CudaKernels.align256(Math.multiplyExact(scaleCount, 4L));
+                long wsBytes = g.workspaceSize("matmul");
+                long base = s.scratch(Math.max(1, qBytes + sBytes + wsBytes));
+                long q = base, sc = base + qBytes, ws0 = wsBytes == 0 ? 0 : base + qBytes + sBytes;
+                String what = "matmul x " + Checks.shape(x) + " . w [" + w.n() + ", " + w.k() + "] on " + d;
+                CudaKernels.quantize(d.index(), m, k, x.devicePointer(), x.dtype(), ld(x), grouped ? 2 : 1, group, q, k,
+                        sc, h, what);
+                withA(g, q, sc).launch(ws0, wsBytes, h, what);
+            }
+        });
+    }
+
+    /** {@code Y = (Aq . W^T) * scales} on a CUDA device for activations already quantized there; a new owned F32
+     *  tensor, computed before this returns. */
+    public static Tensor matmul(QuantizedTensor a, DeviceWeights w) {
+        Checks.notNull(a, "a");
+        Device d = deviceOf(w);
+        Checks.sameDevice(a.values(), "a", d, "w");
+        return deviceOutput(DType.F32, d, a.rows(), w.n(), y -> matmul(a, w, null, y, null));
+    }
+
+    /**
+     * {@code out = sum over K-groups of (Aq . Wq^T) * sa * sw (+ bias)} on a CUDA device, for activations quantized on
+     * the device ({@link Quant#quantize(Tensor, QuantScheme, Stream)}) or wrapped there. Per-group activations need the
+     * weights' group (as on the CPU). Streams as in {@link #matmul(Tensor, DeviceWeights, Tensor, Tensor, Stream)}.
+     *
+     * @param out F32 or BF16 {@code [M, N]} on the weights' device
+     */
+    public static void matmul(QuantizedTensor a, DeviceWeights w, Tensor bias, Tensor out, Stream stream) {
+        Checks.notNull(a, "a");
+        Device d = deviceOf(w);
+        Tensor av = a.values();
+        checkDevices(d, stream, av, "a", bias, "bias", out, "out");
+        Checks.deviceMatrix(av, "a.values", DType.I8);
+        QuantScheme as = a.scheme();
+        if (!as.isNative())
+            throw new IllegalArgumentException("a has scheme " + as + ", which has no CUDA kernel");
+        long m = av.dim(0), k = av.dim(1);
+        checkDeviceWeights(w, k, "a", av);
+        if (as.granularity() == QuantScheme.Granularity.PER_GROUP && as.group() != w.scheme().group())
+            throw new IllegalArgumentException("a is quantized per group of " + as.group() + " but w has "
+                    + w.scheme() + ": per-group activations need the weights' group");
+        checkDeviceBiasOut(bias, out, m, w.n(), av, "a", DType.F32, DType.BF16);
+        noWeightOverlap(out, w);
+        Checks.noDeviceOverlap(out, "out", a.scales(), "a.scales");
+        Cuda.require("matmul on " + d);
+        onStream(d, stream, (s, h) -> {
+            try (Tensor.Lease la = av.lease(); Tensor.Lease ls = a.scales().lease(); Tensor.Lease lw = w.values().lease();
+                 Tensor.Lease lws = w.scales().lease(); Tensor.Lease lb = lease(bias); Tensor.Lease lo = out.lease()) {
+                CudaKernels.Gemm g = gemm(d, m, k, av.devicePointer(), ld(av), as.granularity().ordinal(),
+                        a.scales().devicePointer(), w, bias, out);
+                run(g, s, h, "matmul a " + Checks.shape(av) + " . w [" + w.n() + ", " + w.k() + "] on " + d);
+            }
+        });
+    }
+
+    /** Exact int32 {@code C = Aq . Wq^T} on a CUDA device; a new owned I32 tensor, computed before this returns. */
+    public static Tensor matmulInt32(Tensor a, DeviceWeights w) {
+        Checks.notNull(a, "a");
+        Device d = deviceOf(w);
+        Checks.sameDevice(a, "a", d, "w");
+        Checks.deviceMatrix(a, "a", DType.I8);
+        return deviceOutput(DType.I32, d, a.dim(0), w.n(), c -> matmulInt32(a, w, c, null));
+    }
+
+    /**
+     * Exact int32 {@code out[M, N] = Aq[M, K] . Wq[N, K]^T} on a CUDA device (no scales). Streams as in
+     * {@link #matmul(Tensor, DeviceWeights, Tensor, Tensor, Stream)}.
+     *
+     * @param a   I8 {@code [M, K]} on the weights' device
+     * @param out I32 {@code [M, N]} on the same device
+     */
+    public static void matmulInt32(Tensor a, DeviceWeights w, Tensor out, Stream stream) {
+        Checks.notNull(a, "a");
+        Device d = deviceOf(w);
+        checkDevices(d, stream, a, "a", null, "bias", out, "out");
+        Checks.deviceMatrix(a, "a", DType.I8);
+        long m = a.dim(0), k = a.dim(1);
+        checkDeviceWeights(w, k, "a", a);
+        checkDeviceBiasOut(null, out, m, w.n(), a, "a", DType.I32);
+        noWeightOverlap(out, w);
+        Cuda.require("matmulInt32 on " + d);
+        onStream(d, stream, (s, h) -> {
+            try (Tensor.Lease la = a.lease(); Tensor.Lease lw = w.values().lease(); Tensor.Lease lo = out.lease()) {
+                CudaKernels.Gemm g = new CudaKernels.Gemm(d.index(), m, w.n(), k, a.devicePointer(), ld(a), 1, 0,
+                        w.values().devicePointer(), ld(w.values()), w.scheme().granularity().ordinal(), 0, 0, 0,
+                        out.devicePointer(), DType.I32, ld(out));
+                run(g, s, h, "matmulInt32 a " + Checks.shape(a) + " . w [" + w.n() + ", " + w.k() + "] on " + d);
+            }
+        });
+    }
+
+    /** The GEMM descriptor of an F32/BF16 output (a's pointers may be filled in later with {@link #withA}). */
+    private static CudaKernels.Gemm gemm(Device d, long m, long k, long a, long lda, int aGran, long aScales,
+                                         DeviceWeights w, Tensor bias, Tensor out) {
+        QuantScheme ws = w.scheme();
+        long group = ws.granularity() == QuantScheme.Granularity.PER_GROUP ? ws.group() : 0;
+        return new CudaKernels.Gemm(d.index(), m, w.n(), k, a, lda, aGran, aScales, w.values().devicePointer(),
+                ld(w.values()), ws.granularity().ordinal(), group, w.scales().devicePointer(),
+                bias == null ? 0 : bias.devicePointer(), out.devicePointer(), out.dtype(), ld(out));
+    }
+
+    private static CudaKernels.Gemm withA(CudaKernels.Gemm g, long a, long aScales) {
+        return new CudaKernels.Gemm(g.device(), g.m(), g.n(), g.k(), a, g.lda(), g.aGranularity(), aScales, g.w(),
+                g.ldw(), g.wGranularity(), g.group(), g.wScales(), g.bias(), g.y(), g.yType(), g.ldy());
+    }
+
+    /** Launches g with the workspace it needs from the stream's scratch (the caller holds the stream's monitor). */
+    private static void run(CudaKernels.Gemm g, Stream s, long h, String what) {
+        long wsBytes = g.workspaceSize(what);
+        long ws = wsBytes == 0 ? 0 : s.scratch(wsBytes);
+        g.launch(ws, wsBytes, h, what);
+    }
+
+    private interface StreamWork {
+        void run(Stream s, long handle);
+    }
+
+    /**
+     * Runs work on {@code stream} (holding its lease and monitor while it enqueues), or, for null, on a wrapper of the
+     * legacy default stream that is synchronized and closed (freeing its scratch) before this returns.
+     */
+    private static void onStream(Device d, Stream stream, StreamWork work) {
+        if (stream != null) {
+            try (Tensor.Lease l = stream.lease()) {
+                synchronized (stream) {
+                    work.run(stream, stream.handle());
+                }
+            }
+            return;
+        }
+        try (Stream s = Stream.wrap(d, 0)) {
+            synchronized (s) {
+                work.run(s, 0);
+            }
+            s.synchronize();
+        }
+    }
+
+    private static Tensor deviceOutput(DType type, Device d, long rows, long cols, java.util.function.Consumer<Tensor> fill) {
+        Tensor out = Tensor.allocate(type, d, rows, cols);
+        try {
+            fill.accept(out);
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    private static Device deviceOf(DeviceWeights w) {
+        Checks.notNull(w, "w");
+        if (!w.isAlive()) throw new IllegalStateException("w " + w + " is closed");
+        return w.device();
+    }
+
+    /** Every tensor (and the stream) on d, else the mixing error naming both; checked before anything else. */
+    private static void checkDevices(Device d, Stream stream, Tensor in, String inName, Tensor bias, String biasName,
+                                     Tensor out, String outName) {
+        Checks.sameDevice(in, inName, d, "w");
+        if (bias != null) Checks.sameDevice(bias, biasName, d, "w");
+        Checks.notNull(out, outName);
+        Checks.sameDevice(out, outName, d, "w");
+        if (stream != null) {
+            if (!stream.device().equals(d))
+                throw new IllegalArgumentException("stream is on " + stream.device() + " but w is on " + d
+                        + ": the arguments of an operation must be on one device");
+            if (!stream.isAlive()) throw new IllegalStateException("stream " + stream + " is closed");
+        }
+    }
+
+    private static void noWeightOverlap(Tensor out, DeviceWeights w) {
+        Checks.noDeviceOverlap(out, "out", w.values(), "w.values");
+        Checks.noDeviceOverlap(out, "out", w.scales(), "w.scales");
+    }
+
+    /** A CPU op's argument that is on a CUDA device: the mixing error (PackedWeights are host memory). */
+    private static void onCpu(Tensor t, String name) {
+        if (t != null && !t.device().isCpu())
+            throw new IllegalArgumentException(name + " is on " + t.device() + " but w is on cpu (PackedWeights): the "
+                    + "arguments of an operation must be on one device; use DeviceWeights for CUDA tensors");
+    }
+
+    private static void checkDeviceWeights(DeviceWeights w, long k, String actName, Tensor act) {
+        if (w.k() != k)
+            throw new IllegalArgumentException(actName + " " + Checks.shape(act) + " has K = " + k + " but w is ["
+                    + w.n() + ", " + w.k() + "]: inner dimensions differ");
+        if (k > CudaKernels.maxK())
+            throw new IllegalArgumentException(actName + " " + Checks.shape(act) + ": K = " + k + " exceeds "
+                    + CudaKernels.maxK() + " (int32 accumulators would overflow)");
+    }
+
+    private static void checkDeviceBiasOut(Tensor bias, Tensor out, long m, long n, Tensor act, String actName,
+                                           DType... outTypes) {
+        if (bias != null) Checks.deviceVector(bias, "bias", DType.F32, n);
+        Checks.deviceMatrix(out, "out", outTypes);
+        if (out.dim(0) != m || out.dim(1) != n)
+            throw new IllegalArgumentException("out must be [" + m + ", " + n + "] for " + actName + " " + Checks.shape(act)
+                    + " but is " + Checks.shape(out));
+        Checks.noDeviceOverlap(out, "out", act, actName);
+        Checks.noDeviceOverlap(out, "out", bias, "bias");
     }
 
     // ------------------------------------------------------------------ transformer blocks

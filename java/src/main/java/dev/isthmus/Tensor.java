@@ -1,6 +1,8 @@
 package dev.isthmus;
 
+import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.Leases;
 import dev.isthmus.internal.Resources;
 
@@ -61,6 +63,14 @@ public final class Tensor implements AutoCloseable {
     private final Leases leases = new Leases();
     /** The accounting record of owned memory ({@link Isthmus#memoryStats()}), else null. */
     private final Resources.Handle handle;
+    /** Where the memory is: the CPU (segment != null) or a CUDA device (segment == null, deviceAddress != 0). */
+    private final Device device;
+    /** Device address of the first element (CUDA tensors), else 0. */
+    private final long deviceAddress;
+    /** Bytes from the first element to just past the last addressed one (CUDA tensors), else 0. */
+    private final long deviceBytes;
+    /** True when this CUDA tensor frees its device memory on close() (isthmus_cuda_malloc'd). */
+    private final boolean ownsDevice;
 
     /**
      * Held by every op for the length of its native call: while a lease is open, {@link #close()} of a
@@ -81,6 +91,11 @@ public final class Tensor implements AutoCloseable {
      */
     public Lease lease() {
         if (parent != null) return parent.lease();
+        if (segment == null) {
+            if (!ownsDevice) return Lease.NONE;
+            Runnable release = leases.acquire(this);
+            return release::run;
+        }
         if (owned == null) {
             MemorySegment seg = segment; // keeps an automatic arena's memory reachable until close()
             return () -> java.lang.ref.Reference.reachabilityFence(seg);
@@ -94,6 +109,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     private Tensor(MemorySegment segment, DType dtype, long[] shape, long[] strides, Arena owned, Tensor parent) {
+        this.device = Device.cpu();
+        this.deviceAddress = 0;
+        this.deviceBytes = 0;
+        this.ownsDevice = false;
         this.parent = parent;
         this.segment = segment;
         this.dtype = dtype;
@@ -103,6 +122,27 @@ public final class Tensor implements AutoCloseable {
         if (owned != null) {
             String what = dtype + Arrays.toString(shape);
             this.handle = Resources.open(this, "Tensor", segment.byteSize(), () -> what);
+        } else {
+            this.handle = null;
+        }
+    }
+
+    /** A CUDA tensor: device memory at {@code address} of {@code bytes} bytes, owned (freed on close) or not. */
+    private Tensor(Device device, long address, long bytes, DType dtype, long[] shape, long[] strides, boolean owns,
+                   Tensor parent) {
+        this.device = device;
+        this.deviceAddress = address;
+        this.deviceBytes = bytes;
+        this.ownsDevice = owns;
+        this.parent = parent;
+        this.segment = null;
+        this.dtype = dtype;
+        this.shape = shape;
+        this.strides = strides;
+        this.owned = null;
+        if (owns) {
+            String what = dtype + Arrays.toString(shape) + " on " + device;
+            this.handle = Resources.openDevice(this, "Tensor", device.index(), bytes, () -> what);
         } else {
             this.handle = null;
         }
@@ -129,6 +169,78 @@ public final class Tensor implements AutoCloseable {
         Objects.requireNonNull(dtype, "dtype");
         long bytes = byteSizeOf(dtype, checkShape(shape));
         return new Tensor(arena.allocate(Math.max(bytes, 1), 64), dtype, shape.clone(), rowMajor(shape), null);
+    }
+
+    /**
+     * A zeroed, row-major tensor on {@code device} that owns its memory: for the CPU, {@link #allocate(DType, long...)};
+     * for a CUDA device, device memory from {@code isthmus_cuda_malloc} (256-byte aligned), zeroed before this returns,
+     * freed by {@link #close()} (which waits for the device, as {@code cudaFree} does, so closing a tensor that queued
+     * work still reads is safe), and counted by {@link Device#ownedBytes()} and the debug mode's
+     * {@link Isthmus#openResources()}. Every dtype may live on a device; the CUDA ops take F32, BF16, I8 (S8) and I32.
+     *
+     * @throws NullPointerException     for a null dtype or device
+     * @throws IllegalArgumentException for a null or empty shape or a dimension {@code < 1}
+     * @throws IsthmusException         when the device is out of memory ({@link IsthmusException#OUT_OF_MEMORY})
+     */
+    public static Tensor allocate(DType dtype, Device device, long... shape) {
+        Objects.requireNonNull(dtype, "dtype");
+        Objects.requireNonNull(device, "device");
+        if (device.isCpu()) return allocate(dtype, shape);
+        return allocateDevice(dtype, device, shape, true);
+    }
+
+    private static Tensor allocateDevice(DType dtype, Device device, long[] shape, boolean zero) {
+        long bytes = byteSizeOf(dtype, checkShape(shape));
+        Cuda.require("Tensor.allocate on " + device);
+        long ptr = Cuda.malloc(device.index(), bytes, "Tensor.allocate " + dtype + Arrays.toString(shape) + " on " + device);
+        try {
+            if (zero) {
+                Cuda.check(IsthmusCuda.isthmus_cuda_memset_async(device.index(), Cuda.ptr(ptr), 0,
+                        bytes, MemorySegment.NULL), "Tensor.allocate");
+                Cuda.synchronize(device.index(), 0, "Tensor.allocate");
+            }
+            return new Tensor(device, ptr, bytes, dtype, shape.clone(), rowMajor(shape), true, null);
+        } catch (RuntimeException | Error e) {
+            Cuda.free(device.index(), ptr, "Tensor.allocate (cleanup)");
+            throw e;
+        }
+    }
+
+    /**
+     * Views device memory that someone else allocated (JCuda's {@code cuMemAlloc}, the CUDA runtime, PyTorch's
+     * {@code data_ptr()}) as a row-major tensor on {@code device}, without copying and without owning it:
+     * {@link #close()} does not free it, and the owner must keep it allocated while isthmus uses it. The memory must
+     * be usable in the device's <b>primary context</b> (any {@code cudaMalloc}; with JCuda's driver API, allocate after
+     * {@code cuDevicePrimaryCtxRetain} + {@code cuCtxSetCurrent}) and hold at least {@code elementCount * byteSize}
+     * bytes from {@code devicePtr}: isthmus cannot check a device pointer's size, a wrong one is undefined behaviour on
+     * the device (reported at the next synchronization, not a JVM crash, but other data may be overwritten).
+     *
+     * <pre>{@code
+     * CUdeviceptr p = new CUdeviceptr();
+     * cuMemAlloc(p, (long) m * k * Sizeof.FLOAT);
+     * Tensor x = Tensor.wrapDevicePointer(Device.cuda(0), p.getNativePointer(), DType.F32, m, k);
+     * }</pre>
+     *
+     * @throws NullPointerException     for a null device or dtype
+     * @throws IllegalArgumentException for a CPU device (use {@link #wrap(MemorySegment, DType, long...)}), a null (0)
+     *                                  pointer, one not aligned to the dtype's size, a bad shape, or an extent that
+     *                                  passes the end of the address space
+     */
+    public static Tensor wrapDevicePointer(Device device, long devicePtr, DType dtype, long... shape) {
+        Objects.requireNonNull(device, "device");
+        Objects.requireNonNull(dtype, "dtype");
+        if (!device.isCuda())
+            throw new IllegalArgumentException("device is " + device + ": wrapDevicePointer is for CUDA memory; wrap host "
+                    + "memory with Tensor.wrap(MemorySegment, ...)");
+        if (devicePtr == 0) throw new IllegalArgumentException("devicePtr is 0 (NULL)");
+        if (Long.remainderUnsigned(devicePtr, dtype.byteSize()) != 0)
+            throw new IllegalArgumentException("devicePtr 0x" + Long.toHexString(devicePtr) + " is not aligned to "
+                    + dtype.byteSize() + " bytes for " + dtype);
+        long bytes = byteSizeOf(dtype, checkShape(shape));
+        if (Long.compareUnsigned(devicePtr, -1L - bytes) > 0)
+            throw new IllegalArgumentException("devicePtr 0x" + Long.toHexString(devicePtr) + " + " + bytes
+                    + " bytes for " + dtype + Arrays.toString(shape) + " passes the end of the address space");
+        return new Tensor(device, devicePtr, bytes, dtype, shape.clone(), rowMajor(shape), false, null);
     }
 
     /** Copies {@code data} (row-major) into a new owned F32 tensor of the given shape. */
@@ -226,8 +338,21 @@ public final class Tensor implements AutoCloseable {
         return n;
     }
 
-    /** The memory: from the first element to just past the last addressed one. */
+    /**
+     * The memory: from the first element to just past the last addressed one.
+     *
+     * @throws IllegalStateException for a tensor on a CUDA device (its memory is not host memory: copy it with
+     *                               {@link #to(Device) to(Device.cpu())}, or pass {@link #devicePointer()} to CUDA code)
+     */
     public MemorySegment segment() {
+        return host();
+    }
+
+    /** The host memory, or an IllegalStateException naming the device. */
+    private MemorySegment host() {
+        if (segment == null)
+            throw new IllegalStateException("tensor " + Checks.shape(this) + " is on " + device + ": its memory cannot "
+                    + "be accessed from the host; copy it with to(Device.cpu())");
         return segment;
     }
 
@@ -236,14 +361,37 @@ public final class Tensor implements AutoCloseable {
         return Arrays.equals(strides, rowMajor(shape));
     }
 
-    /** True while the memory can be used (the owning arena is open). */
+    /**
+     * True while the memory can be used (the owning arena is open; for a CUDA tensor, not closed; a wrapped device
+     * pointer is always taken to be alive: its owner frees it).
+     */
     public boolean isAlive() {
+        if (parent != null && segment == null) return parent.isAlive();
+        if (segment == null) return !ownsDevice || !leases.isClosed();
         return segment.scope().isAlive();
     }
 
     /** True when this tensor frees its memory on {@link #close()}. */
     public boolean ownsMemory() {
-        return owned != null;
+        return owned != null || ownsDevice;
+    }
+
+    /** Where the memory is: {@link Device#cpu()} for host memory, or a CUDA device. */
+    public Device device() {
+        return device;
+    }
+
+    /**
+     * The device address of the first element of a CUDA tensor (e.g. for a {@code CUdeviceptr} of JCuda, or a
+     * kernel of your own). The tensor must stay open while the address is in use.
+     *
+     * @throws IllegalStateException for a CPU tensor (use {@link #segment()}) or a closed one
+     */
+    public long devicePointer() {
+        if (segment != null)
+            throw new IllegalStateException("tensor " + Checks.shape(this) + " is on cpu: use segment() for its address");
+        if (!isAlive()) throw new IllegalStateException("tensor " + Checks.shape(this) + " on " + device + " is closed");
+        return deviceAddress;
     }
 
     /** Rows [from, to) of a matrix, sharing memory (the view owns nothing). */
@@ -254,6 +402,9 @@ public final class Tensor implements AutoCloseable {
         long off = from * strides[0] * dtype.byteSize();
         long[] s = {to - from, shape[1]};
         long need = ((s[0] - 1) * strides[0] + (s[1] - 1) * strides[1] + 1) * dtype.byteSize();
+        if (segment == null)
+            return new Tensor(device, deviceAddress + off, need, dtype, s, strides.clone(), false,
+                    parent != null ? parent : this);
         return new Tensor(segment.asSlice(off, need), dtype, s, strides.clone(), null, parent != null ? parent : this);
     }
 
@@ -277,37 +428,38 @@ public final class Tensor implements AutoCloseable {
 
     public float getFloat(long... idx) {
         expect(DType.F32);
-        return segment.getAtIndex(ValueLayout.JAVA_FLOAT, offset(idx));
+        return host().getAtIndex(ValueLayout.JAVA_FLOAT, offset(idx));
     }
 
     public void set(float value, long... idx) {
         expect(DType.F32);
-        segment.setAtIndex(ValueLayout.JAVA_FLOAT, offset(idx), value);
+        host().setAtIndex(ValueLayout.JAVA_FLOAT, offset(idx), value);
     }
 
     public byte getByte(long... idx) {
         expect(DType.I8);
-        return segment.get(ValueLayout.JAVA_BYTE, offset(idx));
+        return host().get(ValueLayout.JAVA_BYTE, offset(idx));
     }
 
     public void set(byte value, long... idx) {
         expect(DType.I8);
-        segment.set(ValueLayout.JAVA_BYTE, offset(idx), value);
+        host().set(ValueLayout.JAVA_BYTE, offset(idx), value);
     }
 
     public int getInt(long... idx) {
         expect(DType.I32);
-        return segment.getAtIndex(ValueLayout.JAVA_INT, offset(idx));
+        return host().getAtIndex(ValueLayout.JAVA_INT, offset(idx));
     }
 
     public void set(int value, long... idx) {
         expect(DType.I32);
-        segment.setAtIndex(ValueLayout.JAVA_INT, offset(idx), value);
+        host().setAtIndex(ValueLayout.JAVA_INT, offset(idx), value);
     }
 
     /** A row-major copy of an F32 tensor. */
     public float[] toFloatArray() {
         expect(DType.F32);
+        MemorySegment segment = host();
         float[] out = new float[Math.toIntExact(elementCount())];
         if (strides[strides.length - 1] != 1) forEachElement((src, dst) -> out[dst] = segment.getAtIndex(ValueLayout.JAVA_FLOAT, src));
         else forEachRow((row, dst) -> MemorySegment.copy(segment, ValueLayout.JAVA_FLOAT, row * 4, out, dst, (int) lastDim()));
@@ -317,6 +469,7 @@ public final class Tensor implements AutoCloseable {
     /** A row-major copy of an I8 tensor. */
     public byte[] toByteArray() {
         expect(DType.I8);
+        MemorySegment segment = host();
         byte[] out = new byte[Math.toIntExact(elementCount())];
         if (strides[strides.length - 1] != 1) forEachElement((src, dst) -> out[dst] = segment.get(ValueLayout.JAVA_BYTE, src));
         else forEachRow((row, dst) -> MemorySegment.copy(segment, ValueLayout.JAVA_BYTE, row, out, dst, (int) lastDim()));
@@ -326,6 +479,7 @@ public final class Tensor implements AutoCloseable {
     /** A row-major copy of an I32 tensor. */
     public int[] toIntArray() {
         expect(DType.I32);
+        MemorySegment segment = host();
         int[] out = new int[Math.toIntExact(elementCount())];
         if (strides[strides.length - 1] != 1) forEachElement((src, dst) -> out[dst] = segment.getAtIndex(ValueLayout.JAVA_INT, src));
         else forEachRow((row, dst) -> MemorySegment.copy(segment, ValueLayout.JAVA_INT, row * 4, out, dst, (int) lastDim()));
@@ -369,6 +523,126 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
+    // ------------------------------------------------------------------ copies between devices
+
+    /**
+     * A copy of this tensor on {@code target}, as a new owned, row-major tensor (also when {@code target} is this
+     * tensor's own device). Copies that involve a CUDA device run on that device's legacy default stream and
+     * <b>wait until the copy is done</b> ({@code to} synchronizes): the result is ready to use, and an earlier error on
+     * the device surfaces here. For asynchronous copies use {@link #copyFrom(Tensor, Stream)}. Copying between two
+     * CUDA devices is not supported (copy through the CPU).
+     *
+     * <pre>{@code
+     * try (Tensor onGpu = hostX.to(Device.cuda(0));
+     *      Tensor back = onGpu.to(Device.cpu())) { ... }
+     * }</pre>
+     *
+     * @throws IllegalArgumentException for a null target, a tensor that is not contiguous (row-major, no gaps), a heap
+     *                                  segment, or two different CUDA devices
+     * @throws IllegalStateException    for a closed tensor
+     */
+    public Tensor to(Device target) {
+        Checks.notNull(target, "target");
+        checkCopyable(this, "this");
+        if (device.isCuda() && target.isCuda() && !device.equals(target))
+            throw new IllegalArgumentException("this tensor is on " + device + " but target is " + target
+                    + ": copies between CUDA devices are not supported; copy through Device.cpu()");
+        if (device.isCpu() && target.isCpu()) {
+            Tensor out = allocate(dtype, shape);
+            try (Lease l = lease()) {
+                MemorySegment.copy(host(), 0, out.segment, 0, byteSizeOf(dtype, shape));
+            } catch (RuntimeException | Error e) {
+                out.close();
+                throw e;
+            }
+            return out;
+        }
+        Tensor out = target.isCpu() ? allocate(dtype, shape) : allocateDevice(dtype, target, shape, false);
+        try {
+            copy(this, "this", out, "target", null);
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /**
+     * Queues a copy of {@code src} into this tensor on {@code stream} and returns without waiting (host to device,
+     * device to host, or within one device). Both tensors have the same dtype and shape and are contiguous; the CUDA
+     * side(s) must be on the stream's device. Call {@link Stream#synchronize()} before reading the result or freeing
+     * {@code src}; closing a CUDA tensor waits for the device by itself. With host memory from a Java {@link Arena}
+     * (pageable), CUDA stages the copy: a host-to-device copy has read the host memory when this returns, a
+     * device-to-host copy has completed when this returns.
+     *
+     * @throws IllegalArgumentException naming src, this, stream: a null, a dtype or shape mismatch, a tensor that is
+     *                                  not contiguous, a read-only or heap destination, overlapping tensors, devices
+     *                                  that do not match the stream's, or two CPU tensors
+     * @throws IllegalStateException    for a closed tensor or stream
+     */
+    public void copyFrom(Tensor src, Stream stream) {
+        Checks.notNull(src, "src");
+        Checks.notNull(stream, "stream");
+        copy(src, "src", this, "this", stream);
+    }
+
+    /** Queues a copy of this tensor into {@code dst} on {@code stream}: {@code dst.copyFrom(this, stream)}. */
+    public void copyTo(Tensor dst, Stream stream) {
+        Checks.notNull(dst, "dst");
+        Checks.notNull(stream, "stream");
+        copy(this, "this", dst, "dst", stream);
+    }
+
+    private static void checkCopyable(Tensor t, String name) {
+        if (t.device.isCpu()) Checks.usable(t, name);
+        else if (!t.isAlive()) throw new IllegalStateException(name + " " + Checks.shape(t) + " on " + t.device + " is closed");
+        if (!t.isContiguous())
+            throw new IllegalArgumentException(name + " " + Checks.shape(t) + " with strides " + Arrays.toString(t.strides)
+                    + " is not contiguous: copies between devices take row-major tensors without gaps");
+    }
+
+    /** A copy between two devices (at least one CUDA) on stream, or on the legacy default stream, waiting, if null. */
+    private static void copy(Tensor src, String srcName, Tensor dst, String dstName, Stream stream) {
+        if (stream != null && !stream.isAlive()) throw new IllegalStateException("stream " + stream + " is closed");
+        if (src.device.isCpu() && dst.device.isCpu())
+            throw new IllegalArgumentException(srcName + " and " + dstName + " are both on cpu: a Stream copies to or "
+                    + "from a CUDA device (copy host memory with MemorySegment.copy or to(Device.cpu()))");
+        Device on = src.device.isCuda() ? src.device : dst.device;
+        if (src.device.isCuda() && dst.device.isCuda() && !src.device.equals(dst.device))
+            throw new IllegalArgumentException(srcName + " is on " + src.device + " but " + dstName + " is on " + dst.device
+                    + ": copies between CUDA devices are not supported; copy through Device.cpu()");
+        if (stream != null && !stream.device().equals(on))
+            throw new IllegalArgumentException("stream is on " + stream.device() + " but " + (src.device.isCuda() ? srcName
+                    : dstName) + " is on " + on);
+        checkCopyable(src, srcName);
+        checkCopyable(dst, dstName);
+        if (src.dtype != dst.dtype || !Arrays.equals(src.shape, dst.shape))
+            throw new IllegalArgumentException(dstName + " " + Checks.shape(dst) + " does not match " + srcName + " "
+                    + Checks.shape(src) + ": a copy needs the same dtype and shape");
+        if (dst.device.isCpu()) Checks.writable(dst, dstName);
+        long bytes = byteSizeOf(src.dtype, src.shape);
+        int kind;
+        if (src.device.isCpu()) kind = IsthmusCuda.ISTHMUS_CUDA_COPY_H2D();
+        else if (dst.device.isCpu()) kind = IsthmusCuda.ISTHMUS_CUDA_COPY_D2H();
+        else {
+            kind = IsthmusCuda.ISTHMUS_CUDA_COPY_D2D();
+            long a = src.deviceAddress, b = dst.deviceAddress;
+            if (Long.compareUnsigned(a, b + bytes) < 0 && Long.compareUnsigned(b, a + bytes) < 0)
+                throw new IllegalArgumentException(dstName + " " + Checks.shape(dst) + " overlaps " + srcName + " "
+                        + Checks.shape(src) + " on " + on);
+        }
+        Cuda.require("copy to " + dst.device);
+        try (Lease ls = src.lease(); Lease ld = dst.lease(); Lease lst = stream == null ? Lease.NONE : stream.lease()) {
+            MemorySegment from = src.device.isCpu() ? src.segment : Cuda.ptr(src.deviceAddress);
+            MemorySegment to = dst.device.isCpu() ? dst.segment : Cuda.ptr(dst.deviceAddress);
+            long h = stream == null ? 0 : stream.handle();
+            String what = "copy " + Checks.shape(src) + " " + src.device + " -> " + dst.device;
+            Cuda.check(IsthmusCuda.isthmus_cuda_memcpy_async(on.index(), to, from, bytes, kind,
+                    Cuda.ptr(h)), what);
+            if (stream == null) Cuda.synchronize(on.index(), 0, what);
+        }
+    }
+
     /**
      * Frees the memory if this tensor owns it; otherwise does nothing. Idempotent.
      *
@@ -379,13 +653,19 @@ public final class Tensor implements AutoCloseable {
         if (owned != null && leases.markClosed(Checks.shape(this))) {
             owned.close();
             handle.close();
+        } else if (ownsDevice && leases.markClosed(Checks.shape(this) + " on " + device)) {
+            try {
+                Cuda.free(device.index(), deviceAddress, "Tensor.close " + Checks.shape(this) + " on " + device);
+            } finally {
+                handle.close();
+            }
         }
     }
 
     @Override
     public String toString() {
         return "Tensor[" + dtype + Arrays.toString(shape) + (isContiguous() ? "" : " strides " + Arrays.toString(strides))
-                + (segment.scope().isAlive() ? "" : " closed") + "]";
+                + (device.isCpu() ? "" : " " + device) + (isAlive() ? "" : " closed") + "]";
     }
 
     // ------------------------------------------------------------------ helpers

@@ -42,7 +42,7 @@ class BadInputTest {
             fails(IllegalArgumentException.class, "bias must hold 3", () -> Ops.matmul(x, pw, Tensor.of(new float[4], 4), y));
             fails(IllegalArgumentException.class, "out must be I32", () -> Ops.matmulInt32(xi8, pw, y));
             fails(IllegalArgumentException.class, "x is null", () -> Ops.matmul((Tensor) null, pw));
-            fails(IllegalArgumentException.class, "w is null", () -> Ops.matmul(x, null));
+            fails(IllegalArgumentException.class, "w is null", () -> Ops.matmul(x, (PackedWeights) null));
             fails(IllegalArgumentException.class, "out is null", () -> Ops.matmul(x, pw, null, null));
             fails(IllegalArgumentException.class, "scheme is null", () -> Quant.quantize(x, null));
             fails(IllegalArgumentException.class, "overlaps", () -> Ops.matmul(x, pw, null,

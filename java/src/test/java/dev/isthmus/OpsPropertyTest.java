@@ -256,12 +256,12 @@ class OpsPropertyTest {
                 refused(IllegalArgumentException.class, "a", () -> Ops.matmul((QuantizedTensor) null, pw, bias, out));
                 refused(IllegalArgumentException.class, "a", () -> Ops.matmul((QuantizedTensor) null, pw));
                 refused(IllegalArgumentException.class, "w", () -> Ops.matmul(aq, null, bias, out));
-                refused(IllegalArgumentException.class, "w", () -> Ops.matmul(aq, null));
+                refused(IllegalArgumentException.class, "w", () -> Ops.matmul(aq, (PackedWeights) null));
             }
             refused(IllegalArgumentException.class, "w", () -> Ops.matmul(x, null, bias, out));
-            refused(IllegalArgumentException.class, "w", () -> Ops.matmul(x, null));
+            refused(IllegalArgumentException.class, "w", () -> Ops.matmul(x, (PackedWeights) null));
             refused(IllegalArgumentException.class, "w", () -> Ops.matmulInt32(a, null, c));
-            refused(IllegalArgumentException.class, "w", () -> Ops.matmulInt32(a, null));
+            refused(IllegalArgumentException.class, "w", () -> Ops.matmulInt32(a, (PackedWeights) null));
             // eps: not finite or <= 0
             float[] badEps = {0f, -1e-5f, Float.NaN, Float.POSITIVE_INFINITY, -Float.MIN_VALUE};
             float eps = badEps[Math.floorMod(pick, badEps.length)];

@@ -230,6 +230,7 @@ public final class PropertySupport {
             case F32 -> MemorySegment.ofArray(new float[n]);
             case I8 -> MemorySegment.ofArray(new byte[n]);
             case I32 -> MemorySegment.ofArray(new int[n]);
+            case BF16 -> MemorySegment.ofArray(new short[n]);
         };
         return Tensor.wrap(seg, like.dtype(), like.shape());
     }

@@ -131,9 +131,14 @@ public final class NativeLibrary {
      * its checksum matches. Concurrent callers (threads or JVMs) serialize on a lock file.
      */
     public static Path extract(byte[] bytes, Path base) {
+        return extract(bytes, base, LIBRARY_FILE);
+    }
+
+    /** As {@link #extract(byte[], Path)}, writing {@code base/<sha256>/<fileName>} (the CUDA library uses it). */
+    public static Path extract(byte[] bytes, Path base, String fileName) {
         String sha = sha256(bytes);
         Path dir = base.resolve(sha.substring(0, 16));
-        Path lib = dir.resolve(LIBRARY_FILE);
+        Path lib = dir.resolve(fileName);
         try {
             Files.createDirectories(dir);
             // a file lock excludes other JVMs; threads of this JVM queue on the folder's monitor
@@ -163,11 +168,19 @@ public final class NativeLibrary {
      * (nothing is bound globally) and fails unless it equals {@link #EXPECTED_ABI}.
      */
     public static void checkAbi(Path lib) {
+        checkAbi(lib, "isthmus_abi_version", EXPECTED_ABI, "isthmus library");
+    }
+
+    /**
+     * Reads the int returned by the function {@code symbol} of the library at {@code lib} through an isolated
+     * lookup and fails unless it equals {@code expected}. {@code what} names the library in messages.
+     */
+    static void checkAbi(Path lib, String symbol, int expected, String what) {
         int found;
         try (Arena arena = Arena.ofConfined()) {
             SymbolLookup lookup = SymbolLookup.libraryLookup(lib, arena);
-            MemorySegment fn = lookup.find("isthmus_abi_version").orElseThrow(() -> new NativeLibraryException(
-                    "isthmus: " + lib + " is not an isthmus library (no isthmus_abi_version symbol)"));
+            MemorySegment fn = lookup.find(symbol).orElseThrow(() -> new NativeLibraryException(
+                    "isthmus: " + lib + " is not an " + what + " (no " + symbol + " symbol)"));
             found = (int) Linker.nativeLinker().downcallHandle(fn, FunctionDescriptor.of(ValueLayout.JAVA_INT))
                     .invokeExact();
         } catch (NativeLibraryException e) {
@@ -177,9 +190,9 @@ public final class NativeLibrary {
         } catch (Throwable t) {
             throw new NativeLibraryException("isthmus: cannot query the ABI version of " + lib + ": " + t, t);
         }
-        if (found != EXPECTED_ABI)
+        if (found != expected)
             throw new NativeLibraryException("isthmus: ABI mismatch: " + lib + " has ABI version " + found
-                    + " but these bindings need " + EXPECTED_ABI + "; the native library and the Java jars "
+                    + " but these bindings need " + expected + "; the native library and the Java jars "
                     + "come from different isthmus versions");
     }
 

@@ -61,8 +61,11 @@ public final class Checks {
         return t;
     }
 
-    /** Open arena, accessible from this thread, off-heap memory. */
+    /** Open arena, accessible from this thread, off-heap memory, on the CPU. */
     public static void usable(Tensor t, String name) {
+        if (!t.device().isCpu())
+            throw new IllegalArgumentException(name + " " + shape(t) + " is on " + t.device() + " but this operation runs "
+                    + "on the CPU: copy it with to(Device.cpu()), or use the operation's CUDA form");
         if (!t.segment().scope().isAlive())
             throw new IllegalStateException(name + " " + shape(t) + " is closed: its arena or tensor was closed");
         if (!t.segment().isAccessibleBy(Thread.currentThread()))
@@ -137,6 +140,69 @@ public final class Checks {
             if (r >= colsOut && r + colsIn <= ldOut) return;
         }
         throw new IllegalArgumentException(outName + " " + shape(out) + " overlaps " + inName + " " + shape(in));
+    }
+
+    // ------------------------------------------------------------------ CUDA tensors
+
+    /** A tensor on {@code device}, else "name is on X but other is on Y" (the mixing-devices error). */
+    public static void sameDevice(Tensor t, String name, dev.isthmus.Device device, String otherName) {
+        if (!t.device().equals(device))
+            throw new IllegalArgumentException(name + " is on " + t.device() + " but " + otherName + " is on " + device
+                    + ": the arguments of an operation must be on one device");
+    }
+
+    /** A live CUDA matrix of one of {@code dtypes} with contiguous rows (row stride >= columns). */
+    public static Tensor deviceMatrix(Tensor t, String name, DType... dtypes) {
+        notNull(t, name);
+        deviceUsable(t, name);
+        if (!Arrays.asList(dtypes).contains(t.dtype()))
+            throw new IllegalArgumentException(name + " must be " + (dtypes.length == 1 ? dtypes[0] : "one of "
+                    + Arrays.toString(dtypes)) + " but is " + shape(t) + " on " + t.device());
+        if (t.rank() != 2)
+            throw new IllegalArgumentException(name + " must be a matrix (rank 2) but has shape " + shape(t));
+        if (t.stride(1) != 1)
+            throw new IllegalArgumentException(name + " must have contiguous rows (column stride 1) but has strides "
+                    + Arrays.toString(t.strides()));
+        if (t.dim(0) > 1 && t.stride(0) < t.dim(1))
+            throw new IllegalArgumentException(name + " " + shape(t) + " has row stride " + t.stride(0)
+                    + " < " + t.dim(1) + " columns: its rows overlap");
+        return t;
+    }
+
+    /** A live, contiguous CUDA tensor of {@code length} elements of {@code dtype}. */
+    public static Tensor deviceVector(Tensor t, String name, DType dtype, long length) {
+        notNull(t, name);
+        deviceUsable(t, name);
+        if (t.dtype() != dtype)
+            throw new IllegalArgumentException(name + " must be " + dtype + " but is " + shape(t) + " on " + t.device());
+        if (t.elementCount() != length || !t.isContiguous())
+            throw new IllegalArgumentException(name + " must hold " + length + " contiguous elements but has shape "
+                    + shape(t) + (t.isContiguous() ? "" : " with strides " + Arrays.toString(t.strides())));
+        return t;
+    }
+
+    /** A CUDA tensor that is not closed. */
+    public static void deviceUsable(Tensor t, String name) {
+        if (!t.device().isCuda())
+            throw new IllegalArgumentException(name + " " + shape(t) + " is on " + t.device() + ", not a CUDA device");
+        if (!t.isAlive()) throw new IllegalStateException(name + " " + shape(t) + " on " + t.device() + " is closed");
+    }
+
+    /** First and one-past-last device address of a CUDA tensor's elements. */
+    private static long[] extent(Tensor t) {
+        long last = 0;
+        for (int i = 0; i < t.rank(); i++) last += (t.dim(i) - 1) * t.stride(i);
+        long a = t.devicePointer();
+        return new long[] {a, a + (last + 1) * t.dtype().byteSize()};
+    }
+
+    /** out must not share a byte with in (CUDA tensors of one device; in may be null). */
+    public static void noDeviceOverlap(Tensor out, String outName, Tensor in, String inName) {
+        if (in == null) return;
+        long[] a = extent(out), b = extent(in);
+        if (Long.compareUnsigned(a[0], b[1]) < 0 && Long.compareUnsigned(b[0], a[1]) < 0)
+            throw new IllegalArgumentException(outName + " " + shape(out) + " overlaps " + inName + " " + shape(in)
+                    + " on " + out.device());
     }
 
     public static String shape(Tensor t) {

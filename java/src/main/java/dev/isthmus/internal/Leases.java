@@ -18,6 +18,11 @@ public final class Leases {
         }
     }
 
+    /** True once {@link #markClosed} succeeded. */
+    public boolean isClosed() {
+        return count.get() < 0;
+    }
+
     /**
      * Marks the memory closed. Returns false if it already was (nothing to free).
      *

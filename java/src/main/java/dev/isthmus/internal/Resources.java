@@ -34,6 +34,8 @@ public final class Resources {
     private static final LongAdder BYTES = new LongAdder();
     private static final LongAdder OBJECTS = new LongAdder();
     private static final AtomicLong SERIAL = new AtomicLong();
+    /** Device bytes held by open isthmus objects, by CUDA device index. */
+    private static final ConcurrentHashMap<Integer, LongAdder> DEVICE_BYTES = new ConcurrentHashMap<>();
     /** Open handles in debug mode (empty otherwise). */
     private static final Set<Handle> OPEN = ConcurrentHashMap.newKeySet();
     private static final Cleaner CLEANER = DEBUG ? Cleaner.create() : null;
@@ -56,6 +58,29 @@ public final class Resources {
         return BYTES.sum();
     }
 
+    /** Bytes of CUDA device {@code device} held by open isthmus objects. */
+    public static long deviceBytes(int device) {
+        LongAdder a = DEVICE_BYTES.get(device);
+        return a == null ? 0 : a.sum();
+    }
+
+    /**
+     * Counts a new object owning {@code bytes} of CUDA device {@code device}'s memory (or a CUDA stream or event,
+     * with 0 bytes): an open object like {@link #open}, its bytes counted per device, not in {@link #bytes()}.
+     */
+    public static Handle openDevice(Object owner, String kind, int device, long bytes, Supplier<String> description) {
+        LongAdder counter = DEVICE_BYTES.computeIfAbsent(device, d -> new LongAdder());
+        Handle h = new Handle(kind, bytes, DEBUG ? description.get() : null,
+                DEBUG ? new Throwable("created here") : null, counter);
+        counter.add(bytes);
+        OBJECTS.increment();
+        if (DEBUG) {
+            OPEN.add(h);
+            h.cleanable = CLEANER.register(owner, h::unreachable);
+        }
+        return h;
+    }
+
     /** isthmus objects that own native memory and are not closed. */
     public static long objects() {
         return OBJECTS.sum();
@@ -68,7 +93,7 @@ public final class Resources {
      */
     public static Handle open(Object owner, String kind, long bytes, Supplier<String> description) {
         Handle h = new Handle(kind, bytes, DEBUG ? description.get() : null,
-                DEBUG ? new Throwable("created here") : null);
+                DEBUG ? new Throwable("created here") : null, BYTES);
         BYTES.add(bytes);
         OBJECTS.increment();
         if (DEBUG) {
@@ -95,8 +120,11 @@ public final class Resources {
         private final AtomicBoolean closed = new AtomicBoolean();
         private volatile boolean unreachable;
         private Cleaner.Cleanable cleanable;
+        /** Where the bytes are counted: host bytes, or one device's. */
+        private final LongAdder counter;
 
-        private Handle(String kind, long bytes, String description, Throwable site) {
+        private Handle(String kind, long bytes, String description, Throwable site, LongAdder counter) {
+            this.counter = counter;
             this.kind = kind;
             this.bytes = new AtomicLong(bytes);
             this.description = description;
@@ -107,13 +135,13 @@ public final class Resources {
         public void grow(long more) {
             if (closed.get()) return;
             bytes.addAndGet(more);
-            BYTES.add(more);
+            counter.add(more);
         }
 
         /** The owner freed its memory: uncount it (once). */
         public void close() {
             if (!closed.compareAndSet(false, true)) return;
-            BYTES.add(-bytes.get());
+            counter.add(-bytes.get());
             OBJECTS.decrement();
             if (cleanable != null) {
                 OPEN.remove(this);

@@ -1,6 +1,10 @@
 package dev.isthmus.quant;
 
 import dev.isthmus.DType;
+import dev.isthmus.Device;
+import dev.isthmus.Stream;
+import dev.isthmus.internal.Cuda;
+import dev.isthmus.internal.CudaKernels;
 import dev.isthmus.Tensor;
 import dev.isthmus.bindings.Isthmus;
 import dev.isthmus.bindings.isthmus_dequantize_args;
@@ -29,13 +33,16 @@ public final class Quant {
     private Quant() {}
 
     /**
-     * Quantizes an F32 matrix [rows, cols] (rows contiguous) into new owned tensors.
+     * Quantizes an F32 matrix [rows, cols] (rows contiguous) into new owned tensors. A tensor on a CUDA device is
+     * quantized there: {@code quantize(x, scheme, null)}.
      *
      * @throws IllegalArgumentException for a null argument, a wrong dtype/shape, a heap tensor, or a NaN/infinite input
      * @throws IllegalStateException    for a closed tensor or one confined to another thread
      */
     public static QuantizedTensor quantize(Tensor x, QuantScheme scheme) {
         Checks.notNull(scheme, "scheme");
+        Checks.notNull(x, "x");
+        if (x.device().isCuda()) return quantize(x, scheme, null);
         Checks.matrix(x, "x", DType.F32);
         if (!scheme.isNative()) return quantizeReference(x, scheme);
         Native.ensureLoaded();
@@ -60,6 +67,62 @@ public final class Quant {
             throw e;
         }
         return new QuantizedTensor(q, s, scheme);
+    }
+
+    /**
+     * Quantizes an F32 or BF16 matrix {@code [rows, cols]} on a CUDA device into new owned device tensors (values I8
+     * {@code [rows, cols]}, scales F32), row by row: for F32 input, values and scales are bit-identical to
+     * {@link #quantize(Tensor, QuantScheme)} on the CPU (BF16 is widened to F32 first, exactly). The device kernel
+     * does not refuse NaN or infinities (that would need a synchronization): a row (group) holding one gets scale NaN
+     * and values 0, and a following matmul makes that row NaN.
+     *
+     * <p>With a {@code stream}, the work is queued and this returns without waiting (the tensors are allocated
+     * before); with {@code null}, it runs on the legacy default stream and waits.
+     *
+     * @param x      F32 or BF16 {@code [rows, cols]} on a CUDA device, rows contiguous
+     * @param scheme int8, symmetric, round half even, unclipped, per row or per group of 32, 64, 128 or 256 (per
+     *               tensor needs a grid-wide maximum and is not offered on the device)
+     * @param stream a stream of x's device, or null
+     * @throws IllegalArgumentException naming x, scheme or stream: a null x or scheme, a CPU tensor, a wrong dtype or
+     *                                  shape, an unsupported scheme, a stream of another device
+     * @throws IllegalStateException    for a closed x or stream
+     */
+    public static QuantizedTensor quantize(Tensor x, QuantScheme scheme, Stream stream) {
+        Checks.notNull(x, "x");
+        Checks.notNull(scheme, "scheme");
+        if (!x.device().isCuda())
+            throw new IllegalArgumentException("x " + Checks.shape(x) + " is on " + x.device() + ": quantize(x, scheme, "
+                    + "stream) runs on a CUDA device; use quantize(x, scheme) on the CPU");
+        Device device = x.device();
+        if (stream != null) {
+            if (!stream.device().equals(device))
+                throw new IllegalArgumentException("stream is on " + stream.device() + " but x is on " + device);
+            if (!stream.isAlive()) throw new IllegalStateException("stream " + stream + " is closed");
+        }
+        Checks.deviceMatrix(x, "x", DType.F32, DType.BF16);
+        if (!scheme.isNative() || scheme.granularity() == QuantScheme.Granularity.PER_TENSOR)
+            throw new IllegalArgumentException("scheme " + scheme + " has no CUDA kernel: the device quantizes int8 "
+                    + "symmetric, round half even, unclipped, per row or per group of 32, 64, 128 or 256");
+        long rows = x.dim(0), cols = x.dim(1);
+        Cuda.require("Quant.quantize on " + device);
+        Tensor q = Tensor.allocate(DType.I8, device, rows, cols);
+        Tensor s = null;
+        try {
+            s = Tensor.allocate(DType.F32, device, scheme.scaleCount(rows, cols));
+            try (Tensor.Lease lx = x.lease(); Tensor.Lease ls = stream == null ? Tensor.Lease.NONE : stream.lease()) {
+                long h = stream == null ? 0 : stream.handle();
+                CudaKernels.quantize(device.index(), rows, cols, x.devicePointer(), x.dtype(), Math.max(x.stride(0), cols),
+                        scheme.nativeGranularity(), scheme.granularity() == QuantScheme.Granularity.PER_GROUP
+                                ? scheme.group() : 0, q.devicePointer(), cols, s.devicePointer(), h,
+                        "quantize x " + Checks.shape(x) + " on " + device);
+                if (stream == null) Cuda.synchronize(device.index(), 0, "quantize");
+            }
+            return new QuantizedTensor(q, s, scheme);
+        } catch (RuntimeException | Error e) {
+            q.close();
+            if (s != null) s.close();
+            throw e;
+        }
     }
 
     /**

@@ -8,7 +8,9 @@ import dev.isthmus.internal.Checks;
  * Quantized values with their scales (and zero points for asymmetric schemes) and the
  * {@link QuantScheme} that made them. Values are an I8 matrix [rows, cols]; for asymmetric schemes
  * each byte holds an unsigned level (read it as {@code b & 0xFF}). Scales are F32 with
- * {@link QuantScheme#scaleCount} elements: [1], [rows], or [rows, ceil(cols / group)] row-major.
+ * {@link QuantScheme#scaleCount} elements: [1], [rows], or [rows, ceil(cols / group)] row-major. Values and scales
+ * may also live on a CUDA device (both on the same one; symmetric schemes only), as {@code Quant.quantize} of a
+ * device tensor makes them; host access to them then throws (see {@link Tensor#device()}).
  *
  * <pre>{@code
  * try (Tensor w = Tensor.of(weights, n, k);
@@ -34,6 +36,22 @@ public final class QuantizedTensor implements AutoCloseable {
      */
     public QuantizedTensor(Tensor values, Tensor scales, Tensor zeroPoints, QuantScheme scheme) {
         Checks.notNull(scheme, "scheme");
+        Checks.notNull(values, "values");
+        if (values.device().isCuda()) {
+            // quantized values on a CUDA device (Quant.quantize of a device tensor, DeviceWeights): symmetric only
+            Checks.deviceMatrix(values, "values", DType.I8);
+            Checks.notNull(scales, "scales");
+            Checks.sameDevice(scales, "scales", values.device(), "values");
+            Checks.deviceVector(scales, "scales", DType.F32, scheme.scaleCount(values.dim(0), values.dim(1)));
+            if (!scheme.symmetric() || zeroPoints != null)
+                throw new IllegalArgumentException("values are on " + values.device() + ": quantized tensors on a CUDA "
+                        + "device are symmetric (no zeroPoints), but the scheme is " + scheme);
+            this.values = values;
+            this.scales = scales;
+            this.zeroPoints = null;
+            this.scheme = scheme;
+            return;
+        }
         Checks.matrix(values, "values", DType.I8);
         long count = scheme.scaleCount(values.dim(0), values.dim(1));
         Checks.vector(scales, "scales", DType.F32, count);
