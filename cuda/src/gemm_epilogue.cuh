@@ -2,7 +2,7 @@
  * their results agree bit for bit (one group) and by the same rule (several groups). Internal.
  *
  *  - S32: y = acc.
- *  - one group: y = __fadd_rn(__fmul_rn(__int2float_rn(acc), __fmul_rn(sa, sw)), bias): the explicit _rn
+ *  - one group: y = __fadd_rn(__fmaf_rn(__int2float_rn(acc), __fmul_rn(sa, sw), 0.0f), bias): the explicit _rn
  *    intrinsics keep nvcc from contracting the multiply and the add into one FMA, which would round once
  *    instead of twice and differ from the CPU.
  *  - several groups: the kernel folds facc = fmaf(__int2float_rn(acc_g), __fmul_rn(sa_g, sw_g), facc) at
@@ -130,8 +130,8 @@ __device__ __forceinline__ void gemm_epilogue_one_group(const gemm_dev_args &p, 
     if (p.y_dtype != ISTHMUS_CUDA_S32) {
         const float sw0 = gemm_col_scale(p, col, 0);
         const float sw1 = gemm_col_scale(p, col + 1, 0);
-        v0 = __fmul_rn(__int2float_rn(acc0), __fmul_rn(sa, sw0));
-        v1 = __fmul_rn(__int2float_rn(acc1), __fmul_rn(sa, sw1));
+        v0 = __fmaf_rn(__int2float_rn(acc0), __fmul_rn(sa, sw0), 0.0f); /* +0 for acc = 0, as the CPU */
+        v1 = __fmaf_rn(__int2float_rn(acc1), __fmul_rn(sa, sw1), 0.0f);
         if (p.bias != nullptr) {
             if (col < p.n) v0 = __fadd_rn(v0, gemm_ldg(p.bias + col));
             if (col + 1 < p.n) v1 = __fadd_rn(v1, gemm_ldg(p.bias + col + 1));
