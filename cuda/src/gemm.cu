@@ -187,6 +187,15 @@ isthmus_cuda_status choose(const char *fn, const isthmus_cuda_gemm_s8_args *a, c
                               fn, (long long)p->m, (long long)p->n, (long long)p->k, (int)p->sm);
 }
 
+/* validate, make the problem, pick the family: the common start of the three entries */
+isthmus_cuda_status resolve(const char *fn, const isthmus_cuda_gemm_s8_args *a, int with_pointers, gemm_problem *p,
+                            const gemm_family **f) {
+    isthmus_cuda_status st = validate(fn, a, with_pointers);
+    if (st) return st;
+    if ((st = fill_problem(fn, a, p))) return st;
+    return choose(fn, a, p, f);
+}
+
 } // namespace
 
 extern "C" isthmus_cuda_status isthmus_cuda_gemm_s8_workspace_size(const isthmus_cuda_gemm_s8_args *a, int64_t *bytes) {
@@ -194,12 +203,10 @@ extern "C" isthmus_cuda_status isthmus_cuda_gemm_s8_workspace_size(const isthmus
     isthmus_cuda__clear_error();
     if (!bytes) return FAIL_ARG("%s: bytes is NULL", fn);
     *bytes = 0;
-    isthmus_cuda_status st = validate(fn, a, 0);
-    if (st) return st;
     gemm_problem p;
-    if ((st = fill_problem(fn, a, &p))) return st;
     const gemm_family *f;
-    if ((st = choose(fn, a, &p, &f))) return st;
+    isthmus_cuda_status st = resolve(fn, a, 0, &p, &f);
+    if (st) return st;
     *bytes = f->workspace(&p);
     return ISTHMUS_CUDA_OK;
 }
@@ -209,12 +216,10 @@ extern "C" isthmus_cuda_status isthmus_cuda_gemm_s8_select(const isthmus_cuda_ge
     isthmus_cuda__clear_error();
     if (!name) return FAIL_ARG("%s: name is NULL", fn);
     *name = nullptr;
-    isthmus_cuda_status st = validate(fn, a, 0);
-    if (st) return st;
     gemm_problem p;
-    if ((st = fill_problem(fn, a, &p))) return st;
     const gemm_family *f;
-    if ((st = choose(fn, a, &p, &f))) return st;
+    isthmus_cuda_status st = resolve(fn, a, 0, &p, &f);
+    if (st) return st;
     *name = f->select(&p);
     return ISTHMUS_CUDA_OK;
 }
@@ -222,12 +227,10 @@ extern "C" isthmus_cuda_status isthmus_cuda_gemm_s8_select(const isthmus_cuda_ge
 extern "C" isthmus_cuda_status isthmus_cuda_gemm_s8(const isthmus_cuda_gemm_s8_args *a) {
     static const char fn[] = "isthmus_cuda_gemm_s8";
     isthmus_cuda__clear_error();
-    isthmus_cuda_status st = validate(fn, a, 1);
-    if (st) return st;
     gemm_problem p;
-    if ((st = fill_problem(fn, a, &p))) return st;
     const gemm_family *f;
-    if ((st = choose(fn, a, &p, &f))) return st;
+    isthmus_cuda_status st = resolve(fn, a, 1, &p, &f);
+    if (st) return st;
     const int64_t need = f->workspace(&p);
     if (a->workspace_size < need)
         return FAIL_ARG("%s: workspace_size = %lld, but %s needs %lld bytes for m = %lld, n = %lld, k = %lld "

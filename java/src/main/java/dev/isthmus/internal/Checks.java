@@ -21,15 +21,7 @@ public final class Checks {
         usable(t, name);
         if (t.dtype() != dtype)
             throw new IllegalArgumentException(name + " must be " + dtype + " but is " + t.dtype() + " " + shape(t));
-        if (t.rank() != 2)
-            throw new IllegalArgumentException(name + " must be a matrix (rank 2) but has shape " + shape(t));
-        if (t.stride(1) != 1)
-            throw new IllegalArgumentException(name + " must have contiguous rows (column stride 1) but has strides "
-                    + Arrays.toString(t.strides()));
-        if (t.dim(0) > 1 && t.stride(0) < t.dim(1))
-            throw new IllegalArgumentException(name + " " + shape(t) + " has row stride " + t.stride(0)
-                    + " < " + t.dim(1) + " columns: its rows overlap");
-        return t;
+        return rowMajorMatrix(t, name);
     }
 
     /** An output: a matrix as above whose memory may be written. */
@@ -158,15 +150,7 @@ public final class Checks {
         if (!Arrays.asList(dtypes).contains(t.dtype()))
             throw new IllegalArgumentException(name + " must be " + (dtypes.length == 1 ? dtypes[0] : "one of "
                     + Arrays.toString(dtypes)) + " but is " + shape(t) + " on " + t.device());
-        if (t.rank() != 2)
-            throw new IllegalArgumentException(name + " must be a matrix (rank 2) but has shape " + shape(t));
-        if (t.stride(1) != 1)
-            throw new IllegalArgumentException(name + " must have contiguous rows (column stride 1) but has strides "
-                    + Arrays.toString(t.strides()));
-        if (t.dim(0) > 1 && t.stride(0) < t.dim(1))
-            throw new IllegalArgumentException(name + " " + shape(t) + " has row stride " + t.stride(0)
-                    + " < " + t.dim(1) + " columns: its rows overlap");
-        return t;
+        return rowMajorMatrix(t, name);
     }
 
     /** A live, contiguous CUDA tensor of {@code length} elements of {@code dtype}. */
@@ -207,5 +191,18 @@ public final class Checks {
 
     public static String shape(Tensor t) {
         return t.dtype() + Arrays.toString(t.shape());
+    }
+
+    /** t is a rank-2 tensor whose rows are contiguous and do not overlap (the layout every matrix kernel takes). */
+    private static Tensor rowMajorMatrix(Tensor t, String name) {
+        if (t.rank() != 2)
+            throw new IllegalArgumentException(name + " must be a matrix (rank 2) but has shape " + shape(t));
+        if (t.stride(1) != 1)
+            throw new IllegalArgumentException(name + " must have contiguous rows (column stride 1) but has strides "
+                    + Arrays.toString(t.strides()));
+        if (t.dim(0) > 1 && t.stride(0) < t.dim(1))
+            throw new IllegalArgumentException(name + " " + shape(t) + " has row stride " + t.stride(0)
+                    + " < " + t.dim(1) + " columns: its rows overlap");
+        return t;
     }
 }
