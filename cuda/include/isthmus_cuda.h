@@ -26,8 +26,9 @@
  * Java API does, from its tensors).
  *
  * INT8 convention (as isthmus.h): quantized values are symmetric, in [-127, 127]. Activations may hold -128;
- * weights should not (the CPU library refuses them; here a -128 weight is used as it is: the int32 result
- * is still exact). Accumulation is int32 and exact for K <= ISTHMUS_CUDA_GEMM_MAX_K.
+ * weights should not (the CPU library refuses them; here a -128 weight is used as it is). Accumulation is
+ * int32 and exact for K <= ISTHMUS_CUDA_GEMM_MAX_K with weights in [-127, 127] (K * 127 * 128 < 2^31); with
+ * -128 weights only the extreme K = MAX_K with every product 16384 (-128 * -128) would wrap.
  *
  * NaN and infinities: the device kernels do not refuse non-finite inputs (that would need a
  * device-to-host synchronization); each entry's comment says what they become.

@@ -13,8 +13,9 @@
  *      128x128x128_s6                64 s32          6       6 * (16384 + 16384) = 196608 (+1024 align, +96 barriers)
  *    within the 227 KB (232448 bytes) opt-in of H100/H200; launch() raises the dynamic limit each time.
  *  - Ring: full[s] (count 1: the producer's arrive.expect_tx, completed by the TMA's complete_tx of
- *    16384 + BN*128 bytes) and empty[s] (count 8: lane 0 of each consumer warp after its wgmma.wait_group 0
- *    for that stage). Both sides walk (stage, phase) the same way over all (tile, k-tile) pairs; consumers
+ *    16384 + BN*128 bytes) and empty[s] (count 8: lane 0 of each consumer warp once the wgmmas reading
+ *    that stage have completed: after wait_group 1 following the next K-tile's commit, or wait_group 0 at the
+ *    end of a tile; one batch stays in flight, as in CUTLASS's mainloop). Both sides walk (stage, phase) the same way over all (tile, k-tile) pairs; consumers
  *    wait full[s] for parity `phase`, the producer waits empty[s] for parity `phase ^ 1` (the first pass
  *    over a fresh barrier returns at once: PTX ISA 9.7.13.15.16 "mbarrier.test_wait/try_wait", a wait on
  *    the parity of the phase before the current one succeeds).
@@ -220,6 +221,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int64_t tile = blockIdx.x; tile < num_tiles; tile += gridDim.x) {
             int32_t tm, tn;
             gemm_tile_coords(tile, tiles_m, tiles_n, kBand, tm, tn);
+            /* one wgmma batch in flight (CUTLASS's mainloop with K_PIPE_MMAS = 1): after committing K-tile kt, wait
+             * until at most one batch is pending, so kt - 1's has completed and its stage can go back to the
+             * producer; the tensor cores never drain between K-tiles. A tile's last stage is released after
+             * wait<0>, before the epilogue reads acc. The consumer holds at most two stages (STAGES >= 4). */
+            int held = -1;
             for (int32_t kt = 0; kt < ktiles; ++kt) {
                 mbar_wait(full0 + 8 * stage, phase);
                 const uint64_t da = sw128_desc(sA0 + stage * C::A_BYTES + cw * (64 * kBK));
@@ -230,14 +236,18 @@ __global__ void __launch_bounds__(kThreads, 1)
                 for (int kk = 0; kk < kBK / 32; ++kk)
                     wgmma_bn<BN>(acc, da + (uint64_t)(2 * kk), db + (uint64_t)(2 * kk), (kt > 0 || kk > 0) ? 1 : 0);
                 wgmma_commit();
-                wgmma_wait<0>();
+                wgmma_wait<1>();
                 fence_acc(acc);
-                if (lane == 0) mbar_arrive(empty0 + 8 * stage);
+                if (held >= 0 && lane == 0) mbar_arrive(empty0 + 8 * held);
+                held = stage;
                 if (++stage == STAGES) {
                     stage = 0;
                     phase ^= 1u;
                 }
             }
+            wgmma_wait<0>();
+            fence_acc(acc);
+            if (lane == 0) mbar_arrive(empty0 + 8 * held); /* ktiles >= 1, so held >= 0 */
             /* epilogue: d[4j + 2h + e] -> row 16*warp + g + 8h, column 8j + 2t + e */
             const int32_t row0 = tm * kBM + cw * 64 + warp * 16 + g;
             const int32_t col0 = tn * BN + 2 * t;
@@ -325,7 +335,9 @@ int wgmma_supports(const gemm_problem *p) {
         (void)cudaGetLastError();
         return 0;
     }
-    if (attr.binaryVersion != 90) return 0;
+    /* binaryVersion is that of the code loaded: a build without sm_90a SASS but with lower PTX would JIT the
+     * trapping body on an H100/H200 and still report 90; the real kernel needs 168 registers, the trap 4 */
+    if (attr.binaryVersion != 90 || attr.numRegs < 128) return 0;
     CUtensorMap ma, mb;
     if (!make_map(&ma, p->a, p->m, p->k, p->lda, kBM) || !make_map(&mb, p->w, p->n, p->k, p->ldw, (uint32_t)v->bn))
         return 0;
