@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # device-check.sh: everything the GPU machine is for, in one call (DEVICE.md). From the repository root:
 #
-#   cuda/test/device-check.sh            (OUT=dir for the result files, at most 8; BUILD_DIR=... for the build)
+#   cuda/test/device-check.sh            (OUT=dir for the result files, at most 8; BUILD_DIR=... for the build;
+#                                         JAVA_WITHOUT_GPU=1 runs the Java step even without a GPU, to try .device-java/)
 #
-# Needs nvcc, cmake, python3 (+ PyTorch for the baseline), compute-sanitizer and cuobjdump; no Java, no Maven.
-# Budget, under 8 minutes in all: each step has its own timeout, and they add up to 465 s (a step that fails is
+# Needs nvcc, cmake, python3 (+ PyTorch for the baseline), compute-sanitizer and cuobjdump; no Java, no Maven (the
+# Java GPU tests run only when .device-java/ was made by cuda/test/prepare-java.sh and carried along).
+# Budget, under 8 minutes in all: each step has its own timeout, and they add up to 475 s (a step that fails is
 # reported and the rest go on, except that without a GPU it stops after test_cuda, which says why):
-#   configure 30 s, build 150 s (CPU + CUDA libraries and the two CUDA test programs), test_cuda 80 s,
-#   compute-sanitizer memcheck on test_cuda --small 50 s, SASS check 15 s, CPU ctest (only on an AVX-512 VNNI CPU
-#   and only when under 200 s were used so far) 35 s, bench_cuda 55 s, torch_baseline.py 45 s, table 5 s.
-# Files under $OUT: summary.txt (the final table), build.log, test.log, sanitizer.log, sass.txt, bench.log,
-# bench_cuda.json, torch_baseline.json.
+#   configure 25 s, build 140 s (CPU + CUDA libraries and the two CUDA test programs), test_cuda 75 s,
+#   java_gpu_tests 50 s (only with .device-java/: CudaDeviceTest + CudaJCudaInteropTest on the carried JDK 25),
+#   compute-sanitizer memcheck on test_cuda --small 45 s, SASS check 15 s, CPU ctest (only on an AVX-512 VNNI CPU
+#   and only when under 200 s were used so far) 30 s, bench_cuda 50 s, torch_baseline.py 40 s, table 5 s.
+#   (Before the Java step: configure 30, build 150, test_cuda 80, memcheck 50, ctest 35, bench 55, torch 45.)
+# Files under $OUT (8, the most that come back): summary.txt (the final table), build.log, test.log (test_cuda,
+# the Java tests' console tree, CPU ctest), sanitizer.log, sass.txt, bench.log, bench_cuda.json, torch_baseline.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/isthmus-device-check}
@@ -46,22 +50,43 @@ say "== isthmus device check, $(date -u +%FT%TZ), commit $(git rev-parse --short
 JOBS=$(nproc)
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
-step configure 30 "$OUT/build.log" cmake -S native -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
+step configure 25 "$OUT/build.log" cmake -S native -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DISTHMUS_CUDA=ON -DISTHMUS_BENCH=OFF || { say "configure failed: see build.log"; tail -20 "$OUT/build.log"; exit 1; }
-step build 150 "$OUT/build.log" cmake --build "$BUILD_DIR" --parallel "$JOBS" \
+step build 140 "$OUT/build.log" cmake --build "$BUILD_DIR" --parallel "$JOBS" \
     --target isthmus isthmus_cuda test_cuda bench_cuda isthmus_tests || { say "build failed: see build.log"; tail -30 "$OUT/build.log"; exit 1; }
 grep -E "ptxas (warning|error)|warning:" "$OUT/build.log" | sort | uniq -c | head -20 | tee -a "$SUMMARY"
 
-step test_cuda 80 "$OUT/test.log" "$BUILD_DIR/cuda/test_cuda"
+# The Java GPU tests, on the JDK 25 runtime and jars that cuda/test/prepare-java.sh made (no Java on this machine).
+# Their console tree goes into test.log; the table gets the counts.
+java_step() {
+    if [ -f .device-java/jre/bin/java ]; then
+        echo "== java_gpu_tests (cuda/test/java-gpu-tests.sh $BUILD_DIR)" >>"$OUT/test.log"
+        step java_gpu_tests 50 "$OUT/test.log" cuda/test/java-gpu-tests.sh "$BUILD_DIR"
+        jt=$(sed -n '/== java_gpu_tests/,$p' "$OUT/test.log")
+        count() { echo "$jt" | sed -n "s/^\[ *\([0-9]*\) tests $1 *\]$/\1/p" | tail -1; }
+        pass=$(count successful) fail=$(count failed) aborted=$(count aborted) disabled=$(count skipped)
+        say "$(printf '%-22s pass %s, fail %s, skip %s (aborted %s + disabled %s)' java_tests "${pass:-?}" "${fail:-?}" \
+            $((${aborted:-0} + ${disabled:-0})) "${aborted:-?}" "${disabled:-?}")"
+        [ "${aborted:-0}" -gt 0 ] && say "  why skipped: $(echo "$jt" | grep -m1 -oE 'Assumption failed: .*')"
+        echo "$jt" | grep -m1 '^java-gpu-tests: ' | sed 's/^/  /' | tee -a "$SUMMARY"
+    else
+        say "java_gpu_tests: skipped (no .device-java/: run cuda/test/prepare-java.sh before the session, carry .device-java)"
+    fi
+}
+
+step test_cuda 75 "$OUT/test.log" "$BUILD_DIR/cuda/test_cuda"
 rc=$?
 tail -5 "$OUT/test.log" | tee -a "$SUMMARY"
 if [ $rc -eq 77 ]; then
     say "no usable GPU here (test_cuda: $(grep SKIPPED "$OUT/test.log" | head -1)); stopping after the host checks"
+    [ "${JAVA_WITHOUT_GPU:-0}" = 1 ] && java_step   # tries the carried Java setup: every test must skip, saying why
     exit 77
 fi
 
+java_step
+
 if command -v compute-sanitizer >/dev/null; then
-    step memcheck 50 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 3 \
+    step memcheck 45 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 3 \
         "$BUILD_DIR/cuda/test_cuda" --small
     grep -E "ERROR SUMMARY" "$OUT/sanitizer.log" | tail -1 | tee -a "$SUMMARY"
 else
@@ -85,13 +110,13 @@ fi
 say "$(printf '%-22s %s' sass "$(grep -E '^(IMMA|HGMMA|IDP4A)' "$OUT/sass.txt" | tr '\n' ';')")"
 
 if grep -q avx512_vnni /proc/cpuinfo && [ "$(elapsed)" -lt 200 ]; then
-    (cd "$BUILD_DIR" && step cpu_ctest 35 "$OUT/test.log" ctest -R '^native_' --output-on-failure -E hygiene)
+    (cd "$BUILD_DIR" && step cpu_ctest 30 "$OUT/test.log" ctest -R '^native_' --output-on-failure -E hygiene)
 else
     say "cpu_ctest: skipped ($(grep -q avx512_vnni /proc/cpuinfo && echo "time: $(elapsed)s used" || echo 'no AVX-512 VNNI on this CPU'))"
 fi
 
-step bench_cuda 55 "$OUT/bench.log" "$BUILD_DIR/cuda/bench_cuda" --json "$OUT/bench_cuda.json" --iters 30
-step torch_baseline 45 "$OUT/bench.log" python3 cuda/test/torch_baseline.py --json "$OUT/torch_baseline.json" --iters 30
+step bench_cuda 50 "$OUT/bench.log" "$BUILD_DIR/cuda/bench_cuda" --json "$OUT/bench_cuda.json" --iters 30
+step torch_baseline 40 "$OUT/bench.log" python3 cuda/test/torch_baseline.py --json "$OUT/torch_baseline.json" --iters 30
 
 timeout 5 python3 - "$OUT/bench_cuda.json" "$OUT/torch_baseline.json" <<'EOF' 2>&1 | tee -a "$SUMMARY"
 import json, sys
