@@ -263,7 +263,9 @@ typedef struct isthmus_cuda_gemm_s8_args {
     void *stream;
 } isthmus_cuda_gemm_s8_args;
 
-/** Workspace bytes a call with these arguments needs (pointers are not read); 0 when none. */
+/** Workspace bytes a call with these arguments needs; 0 when none. What a, w point to is not read, but their
+ *  addresses are: for M > 16 their alignment can change the family (unaligned -> SKINNY, with split-K), so query
+ *  with the pointers the call will use. The workspace must be 16-byte aligned (isthmus_cuda_malloc's are). */
 isthmus_cuda_status isthmus_cuda_gemm_s8_workspace_size(const isthmus_cuda_gemm_s8_args *args, int64_t *bytes);
 
 /** Name of the kernel variant a call with these arguments would run (static string), for logs and tests. */

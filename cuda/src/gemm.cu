@@ -93,6 +93,8 @@ isthmus_cuda_status validate(const char *fn, const isthmus_cuda_gemm_s8_args *a,
         if (a->workspace_size < 0) return FAIL_ARG("%s: workspace_size = %lld is negative", fn, (long long)a->workspace_size);
         if (!a->workspace && a->workspace_size != 0)
             return FAIL_ARG("%s: workspace is NULL but workspace_size = %lld", fn, (long long)a->workspace_size);
+        if (((uintptr_t)a->workspace & 15) != 0)
+            return FAIL_ARG("%s: workspace %p is not 16-byte aligned", fn, a->workspace);
     }
     return ISTHMUS_CUDA_OK;
 }
@@ -137,7 +139,9 @@ isthmus_cuda_status fill_problem(const char *fn, const isthmus_cuda_gemm_s8_args
     const int s32 = a->y_dtype == ISTHMUS_CUDA_S32;
     p->a_granularity = a->a_granularity, p->a_scales = s32 ? nullptr : a->a_scales;
     p->w_granularity = a->w_granularity, p->w_scales = s32 ? nullptr : a->w_scales;
-    p->group = grouped ? a->group : a->k;
+    /* S32 output reads no scales: one group, whatever the granularities say (a PER_GROUP S32 call made the
+     * skinny family's grouped kernel read the NULL scales) */
+    p->group = grouped && !s32 ? a->group : a->k;
     p->groups = (a->k + p->group - 1) / p->group;
     p->bias = s32 ? nullptr : a->bias;
     p->y = a->y, p->y_dtype = a->y_dtype, p->ldy = a->ldy;
@@ -183,8 +187,14 @@ isthmus_cuda_status choose(const char *fn, const isthmus_cuda_gemm_s8_args *a, c
             return ISTHMUS_CUDA_OK;
         }
     }
-    return isthmus_cuda__fail(ISTHMUS_CUDA_ERR_INTERNAL, "%s: no kernel family takes m = %lld, n = %lld, k = %lld on sm_%d",
-                              fn, (long long)p->m, (long long)p->n, (long long)p->k, (int)p->sm);
+    /* reachable: unaligned a / w (MMA and WGMMA refuse them) with more M-tiles than SKINNY's grid holds */
+    return isthmus_cuda__fail(ISTHMUS_CUDA_ERR_UNSUPPORTED,
+                              "%s: no kernel family takes m = %lld, n = %lld, k = %lld on sm_%d with a %% 16 = %d, "
+                              "w %% 16 = %d, lda = %lld, ldw = %lld: align a and w to 16 bytes (lda, ldw multiples of 16) "
+                              "or split M",
+                              fn, (long long)p->m, (long long)p->n, (long long)p->k, (int)p->sm,
+                              (int)((uintptr_t)p->a % 16), (int)((uintptr_t)p->w % 16), (long long)p->lda,
+                              (long long)p->ldw);
 }
 
 /* validate, make the problem, pick the family: the common start of the three entries */

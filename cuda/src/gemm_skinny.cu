@@ -67,14 +67,14 @@ __device__ __noinline__ int4 load16_tail(const int8_t *p, int64_t avail) {
 __device__ __forceinline__ int4 load16_w(const int8_t *p, bool full, int64_t avail, bool vec) {
     if (!full) return load16_tail(p, avail);
     if (vec) return __ldg(reinterpret_cast<const int4 *>(p));
-    int b[16];
+    uint32_t b[16]; /* unsigned: b[3] << 24 must not overflow a signed int */
 #pragma unroll
-    for (int i = 0; i < 16; i++) b[i] = (int)(uint8_t)__ldg(p + i);
+    for (int i = 0; i < 16; i++) b[i] = (uint8_t)__ldg(p + i);
     int4 r;
-    r.x = b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24;
-    r.y = b[4] | b[5] << 8 | b[6] << 16 | b[7] << 24;
-    r.z = b[8] | b[9] << 8 | b[10] << 16 | b[11] << 24;
-    r.w = b[12] | b[13] << 8 | b[14] << 16 | b[15] << 24;
+    r.x = (int)(b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24);
+    r.y = (int)(b[4] | b[5] << 8 | b[6] << 16 | b[7] << 24);
+    r.z = (int)(b[8] | b[9] << 8 | b[10] << 16 | b[11] << 24);
+    r.w = (int)(b[12] | b[13] << 8 | b[14] << 16 | b[15] << 24);
     return r;
 }
 
@@ -98,8 +98,9 @@ __device__ __forceinline__ void store_y(const skinny_params &p, int64_t m, int64
 
 template <int MT, bool VEC, bool GROUPED>
 __global__ void __launch_bounds__(THREADS) skinny_kernel(const skinny_params p) {
-    extern __shared__ __align__(16) int8_t As[]; /* [MT][chunk] */
-    __shared__ unsigned last_flag;
+    extern __shared__ __align__(16) int8_t As[]; /* [MT][chunk]; no static shared memory: with it, the 48 KB of
+                                                     dynamic shared memory SMEM_A allows would exceed the
+                                                     default per-block limit and the launch would fail */
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int64_t n0 = (int64_t)blockIdx.x * N_PER_BLOCK + warp * ROWS_PER_WARP;
     const int64_t m0 = (int64_t)blockIdx.z * MT;
@@ -217,6 +218,8 @@ __global__ void __launch_bounds__(THREADS) skinny_kernel(const skinny_params p) 
     }
     __threadfence();
     __syncthreads();
+    /* every warp has finished reading As (the K loop is behind the barrier above): its first word is the flag */
+    unsigned &last_flag = *reinterpret_cast<unsigned *>(As);
     unsigned *counter = p.counters + (int64_t)blockIdx.z * gridDim.x + blockIdx.x;
     if (tid == 0) last_flag = atomicAdd(counter, 1u) == (unsigned)(p.splits - 1);
     __syncthreads();

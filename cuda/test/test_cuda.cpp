@@ -21,6 +21,7 @@
  */
 #include <cuda_runtime.h>
 
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -347,7 +348,7 @@ static uint32_t bits(float f) {
 }
 
 static void device_quantize(bool small) {
-    const int64_t shapes[][2] = {{1, 1}, {3, 31}, {5, 64}, {7, 257}, {64, 4096}, {2, 33}, {17, 1000}};
+    const int64_t shapes[][2] = {{1, 1}, {3, 31}, {11, 64}, {7, 257}, {64, 4096}, {2, 33}, {17, 1000}};
     const int nshapes = small ? 3 : 7;
     for (int si = 0; si < nshapes; si++)
         for (int gran : {ISTHMUS_CUDA_SCALE_PER_ROW, ISTHMUS_CUDA_SCALE_PER_GROUP})
@@ -358,13 +359,20 @@ static void device_quantize(bool small) {
                     const int64_t ng = gran == ISTHMUS_CUDA_SCALE_PER_GROUP ? (cols + group - 1) / group : 1;
                     std::vector<float> x(rows * ldx);
                     for (int64_t r = 0; r < rows; r++) {
-                        const int kind = (int)(r % 7);
+                        const int kind = (int)(r % 11);
+                        static const float ties[] = {0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 126.5f, -126.5f};
+                        /* the largest finite value the device sees: FLT_MAX, or bf16's 0x7f7f (FLT_MAX rounds to inf) */
+                        const float big = dtype == ISTHMUS_CUDA_F32 ? FLT_MAX : bf2f(0x7f7f);
                         for (int64_t c = 0; c < cols; c++) {
                             float v = rnd_f(-3.0f, 3.0f);
                             if (kind == 1) v = 0.0f;                        /* all-zero row            */
                             if (kind == 2) v *= 1e-42f;                     /* denormals               */
                             if (kind == 3) v *= 1.1e38f;                    /* near FLT_MAX            */
                             if (kind == 4 && c % 9 == 0) v = rnd_f(-0.5f, 0.5f) + (float)(int)v; /* halves */
+                            if (kind == 7) v = c % 8 == 0 ? 127.0f : ties[c % 8]; /* scale exactly 1: exact ties of x / s */
+                            if (kind == 8) v = c % 5 == 0 ? big : c % 5 == 1 ? -big : v; /* the FLT_MAX step of the scale */
+                            if (kind == 9) v = (c % 3 == 0 ? 1.0f : c % 3 == 1 ? 3.0f : -2.0f) * FLT_TRUE_MIN; /* s = TRUE_MIN */
+                            if (kind == 10) v = -0.0f;                      /* negative zeros          */
                             x[r * ldx + c] = v;
                         }
                         if (kind == 5) x[r * ldx + (cols - 1)] = NAN;       /* one NaN: that row/group */
@@ -392,12 +400,14 @@ static void device_quantize(bool small) {
                             qa.q = &qe[r * cols + c0], qa.ldq = n, qa.scales = &se[r * ng + g];
                             CHECK(isthmus_quantize_s8(&qa) == 0, "cpu quantize: %s", isthmus_last_error());
                         }
-                    dev_buf dx(rows * ldx * 4), dq(rows * ldq), ds(rows * ng * 4);
-                    if (dtype == ISTHMUS_CUDA_F32) h2d(dx.p, x.data(), rows * ldx * 4);
+                    const int esz = dtype == ISTHMUS_CUDA_F32 ? 4 : 2;
+                    const int64_t xspan = (rows - 1) * ldx + cols; /* exactly what x spans */
+                    dev_buf dx(xspan * esz), dq(rows * ldq), ds(rows * ng * 4);
+                    if (dtype == ISTHMUS_CUDA_F32) h2d(dx.p, x.data(), xspan * 4);
                     else {
                         std::vector<uint16_t> xb(x.size());
                         for (size_t i = 0; i < x.size(); i++) xb[i] = f2bf(x[i]);
-                        h2d(dx.p, xb.data(), rows * ldx * 2);
+                        h2d(dx.p, xb.data(), xspan * 2);
                     }
                     CHECK(isthmus_cuda_memset_async(0, dq.p, 0x55, rows * ldq, g_stream) == 0, "memset");
                     isthmus_cuda_quantize_args qa;
@@ -457,10 +467,12 @@ static int run_gemm_case(const gemm_case &c, int sm) {
     }
     const int esz = c.y_dtype == ISTHMUS_CUDA_BF16 ? 2 : 4;
     const int64_t ylen = (M + 2) * c.ldy; /* two guard rows after the output */
-    dev_buf dA(M * c.lda + 32), dW(N * c.ldw + 32), dSa(sa.size() * 4), dSw(sw.size() * 4), dB(N * 4), dY(ylen * esz);
+    /* exactly the bytes the shapes span (the last row ends at K), so compute-sanitizer sees any over-read */
+    const int64_t abytes = (M - 1) * c.lda + K, wbytes = (N - 1) * c.ldw + K;
+    dev_buf dA(c.a_off + abytes), dW(c.w_off + wbytes), dSa(sa.size() * 4), dSw(sw.size() * 4), dB(N * 4), dY(ylen * esz);
     int8_t *a = (int8_t *)dA.p + c.a_off, *w = (int8_t *)dW.p + c.w_off;
-    h2d(a, A.data(), M * c.lda);
-    h2d(w, W.data(), N * c.ldw);
+    h2d(a, A.data(), abytes);
+    h2d(w, W.data(), wbytes);
     h2d(dSa.p, sa.data(), sa.size() * 4);
     h2d(dSw.p, sw.data(), sw.size() * 4);
     h2d(dB.p, bias.data(), N * 4);
@@ -650,6 +662,22 @@ static void device_gemm(bool small, int sm) {
                 cases++;
                 runs += run_gemm_case(c, sm);
             }
+    /* what the grid above misses: decode shapes whose A per split passes 2.5 KB x 16 rows (the skinny kernel's
+     * 48 KB of dynamic shared memory; a static variable next to it once made such launches fail), and S32 output
+     * with per-group granularities (no scales may be read: the grouped skinny kernel once read the NULL ones) */
+    const int32_t R = ISTHMUS_CUDA_SCALE_PER_ROW, G = ISTHMUS_CUDA_SCALE_PER_GROUP;
+    const gemm_case extra[] = {
+        {16, 14336, 4096, 4096, 4096, 14336, 0, 0, ISTHMUS_CUDA_F32, R, R, 0, true},
+        {9, 4096, 14336, 14336, 14336, 4096, 0, 0, ISTHMUS_CUDA_BF16, R, R, 0, false},
+        {16, 4096, 14336, 14336 + 3, 14336, 4096, 0, 0, ISTHMUS_CUDA_F32, R, R, 0, false}, /* unaligned: scalar path */
+        {5, 64, 1000, 1000, 1000, 64, 0, 0, ISTHMUS_CUDA_S32, G, G, 64, false},
+        {129, 64, 1024, 1024, 1024, 64, 0, 0, ISTHMUS_CUDA_S32, R, G, 32, false},
+    };
+    for (const gemm_case &c : extra) {
+        if (small && c.m * c.n * c.k > ((int64_t)1 << 24)) continue;
+        cases++;
+        runs += run_gemm_case(c, sm);
+    }
     printf("gemm: %d shapes, %d kernel runs checked\n", cases, runs);
 }
 
