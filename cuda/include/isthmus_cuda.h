@@ -15,7 +15,11 @@
  * cudaSetDevice) and runs in that device's primary context (the CUDA runtime's; cuDevicePrimaryCtxRetain in
  * the driver API). Streams are plain cudaStream_t / CUstream handles passed as void*: a stream created by
  * isthmus_cuda_stream_create, by the caller's CUDA runtime code, or by JCuda's driver API in the primary
- * context (see "Interop") may be passed wherever a stream is asked for. NULL is the legacy default stream.
+ * context (JCuda: cuDevicePrimaryCtxRetain, then cuCtxSetCurrent) may be passed wherever a stream is asked for. NULL is the legacy default stream.
+ * Such a call makes its device current on the calling thread (cudaSetDevice, which also makes the device's
+ * primary context current) and does not restore what was current before. A device fault that CUDA reports as
+ * sticky (an illegal address, a trap) leaves the context unusable: every later call on that device then fails
+ * with ISTHMUS_CUDA_ERR_DEVICE, as in any CUDA program.
  *
  * Asynchrony: NO call synchronizes with the device unless its comment says "synchronizes". A kernel call
  * checks its arguments on the host, enqueues work on the stream and returns; the status reports argument
