@@ -15,7 +15,8 @@
  * cudaSetDevice) and runs in that device's primary context (the CUDA runtime's; cuDevicePrimaryCtxRetain in
  * the driver API). Streams are plain cudaStream_t / CUstream handles passed as void*: a stream created by
  * isthmus_cuda_stream_create, by the caller's CUDA runtime code, or by JCuda's driver API in the primary
- * context (JCuda: cuDevicePrimaryCtxRetain, then cuCtxSetCurrent) may be passed wherever a stream is asked for. NULL is the legacy default stream.
+ * context (JCuda: cuDevicePrimaryCtxRetain, then cuCtxSetCurrent) may be passed wherever a stream is asked
+ * for. NULL is the legacy default stream.
  * Such a call makes its device current on the calling thread (cudaSetDevice, which also makes the device's
  * primary context current) and does not restore what was current before. A device fault that CUDA reports as
  * sticky (an illegal address, a trap) leaves the context unusable: every later call on that device then fails
