@@ -6,6 +6,7 @@ import dev.isthmus.bindings.isthmus_gemm_s8_args;
 import dev.isthmus.bindings.isthmus_gemm_s8_s32_args;
 import dev.isthmus.bindings.isthmus_rmsnorm_args;
 import dev.isthmus.bindings.isthmus_swiglu_args;
+import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.internal.Checks;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.CudaKernels;
@@ -279,7 +280,7 @@ public final class Ops {
         onStream(d, stream, (s, h) -> {
             try (Tensor.Lease la = av.lease(); Tensor.Lease ls = a.scales().lease(); Tensor.Lease lw = w.values().lease();
                  Tensor.Lease lws = w.scales().lease(); Tensor.Lease lb = lease(bias); Tensor.Lease lo = out.lease()) {
-                CudaKernels.Gemm g = gemm(d, m, k, av.devicePointer(), ld(av), as.granularity().ordinal(),
+                CudaKernels.Gemm g = gemm(d, m, k, av.devicePointer(), ld(av), CudaKernels.granularity(as),
                         a.scales().devicePointer(), w, bias, out);
                 run(g, s, h, "matmul a " + Checks.shape(av) + " . w [" + w.n() + ", " + w.k() + "] on " + d);
             }
@@ -314,8 +315,11 @@ public final class Ops {
         Cuda.require("matmulInt32 on " + d);
         onStream(d, stream, (s, h) -> {
             try (Tensor.Lease la = a.lease(); Tensor.Lease lw = w.values().lease(); Tensor.Lease lo = out.lease()) {
-                CudaKernels.Gemm g = new CudaKernels.Gemm(d.index(), m, w.n(), k, a.devicePointer(), ld(a), 1, 0,
-                        w.values().devicePointer(), ld(w.values()), w.scheme().granularity().ordinal(), 0, 0, 0,
+                // S32 output uses no scales: both sides are described as PER_ROW with group 0, which the native
+                // validate() accepts for any weights (PER_GROUP would need the group, and is meaningless here)
+                int perRow = IsthmusCuda.ISTHMUS_CUDA_SCALE_PER_ROW();
+                CudaKernels.Gemm g = new CudaKernels.Gemm(d.index(), m, w.n(), k, a.devicePointer(), ld(a), perRow, 0,
+                        w.values().devicePointer(), ld(w.values()), perRow, 0, 0, 0,
                         out.devicePointer(), DType.I32, ld(out));
                 run(g, s, h, "matmulInt32 a " + Checks.shape(a) + " . w [" + w.n() + ", " + w.k() + "] on " + d);
             }
@@ -328,7 +332,7 @@ public final class Ops {
         QuantScheme ws = w.scheme();
         long group = ws.granularity() == QuantScheme.Granularity.PER_GROUP ? ws.group() : 0;
         return new CudaKernels.Gemm(d.index(), m, w.n(), k, a, lda, aGran, aScales, w.values().devicePointer(),
-                ld(w.values()), ws.granularity().ordinal(), group, w.scales().devicePointer(),
+                ld(w.values()), CudaKernels.granularity(ws), group, w.scales().devicePointer(),
                 bias == null ? 0 : bias.devicePointer(), out.devicePointer(), out.dtype(), ld(out));
     }
 

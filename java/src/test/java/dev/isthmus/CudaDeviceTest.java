@@ -167,6 +167,31 @@ class CudaDeviceTest {
         }
     }
 
+    @ParameterizedTest
+    @ValueSource(ints = {32, 128})
+    void matmulInt32TakesPerGroupWeights(int group) {
+        Device d = CudaTestSupport.gpu();
+        Random r = new Random(group + 7);
+        int n = 40;
+        QuantScheme scheme = QuantScheme.int8PerGroup(group);
+        for (int[] mk : new int[][] {{9, 1000}, {129, 1024}}) { // SKINNY family, then MMA
+            int m = mk[0], k = mk[1];
+            try (Tensor w = Tensor.of(random(r, n * k), n, k); Tensor x = Tensor.of(random(r, m * k), m, k);
+                 QuantizedTensor wq = Quant.quantize(w, scheme); QuantizedTensor xq = Quant.quantize(x, scheme);
+                 DeviceWeights dw = DeviceWeights.upload(wq, d); Tensor ad = xq.values().to(d);
+                 Tensor c = Ops.matmulInt32(ad, dw); Tensor back = c.to(Device.cpu())) {
+                byte[] a = xq.values().toByteArray(), b = wq.values().toByteArray();
+                int[] got = back.toIntArray();
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        int acc = 0;
+                        for (int kk = 0; kk < k; kk++) acc += a[i * k + kk] * b[j * k + kk];
+                        assertEquals(acc, got[i * n + j], "group " + group + " m=" + m + " k=" + k + " at " + i + "," + j);
+                    }
+            }
+        }
+    }
+
     @Test
     void streamsAndEventsTimeWork() {
         Device d = CudaTestSupport.gpu();

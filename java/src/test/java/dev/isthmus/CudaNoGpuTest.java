@@ -263,6 +263,21 @@ class CudaNoGpuTest {
     }
 
     @Test
+    void matmulInt32AcceptsPerGroupWeights() {
+        // exact int32 output uses no scales: per-group weights pass the Java checks (the native call gets
+        // PER_ROW, group 0) and the call gets as far as asking for CUDA
+        try (DeviceWeights w = fakeWeights(FAKE, QuantScheme.int8PerGroup(32));
+             Tensor a = Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 64);
+             Tensor c = Tensor.wrapDevicePointer(FAKE, PTR + (3 << 20), DType.I32, 2, 3)) {
+            assertEquals(QuantScheme.Granularity.PER_GROUP, w.scheme().granularity());
+            if (noGpu()) {
+                refuses(DeviceUnavailableException.class, () -> Ops.matmulInt32(a, w, c, null), "matmulInt32", "CUDA");
+                refuses(DeviceUnavailableException.class, () -> Ops.matmulInt32(a, w), "CUDA");
+            }
+        }
+    }
+
+    @Test
     void deviceQuantizeValidates() {
         try (Tensor x = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 2, 64);
              Tensor xi = Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 64);

@@ -112,7 +112,7 @@ public final class Quant {
             try (Tensor.Lease lx = x.lease(); Tensor.Lease ls = stream == null ? Tensor.Lease.NONE : stream.lease()) {
                 long h = stream == null ? 0 : stream.handle();
                 CudaKernels.quantize(device.index(), rows, cols, x.devicePointer(), x.dtype(), Math.max(x.stride(0), cols),
-                        scheme.nativeGranularity(), scheme.granularity() == QuantScheme.Granularity.PER_GROUP
+                        CudaKernels.granularity(scheme), scheme.granularity() == QuantScheme.Granularity.PER_GROUP
                                 ? scheme.group() : 0, q.devicePointer(), cols, s.devicePointer(), h,
                         "quantize x " + Checks.shape(x) + " on " + device);
                 if (stream == null) Cuda.synchronize(device.index(), 0, "quantize");
