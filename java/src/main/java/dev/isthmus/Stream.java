@@ -11,10 +11,18 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * A CUDA stream: an ordered queue of device work. Ops and copies given a {@code Stream} enqueue their work and
- * return without waiting (the CUDA rule); {@link #synchronize()} waits, and reports an error a kernel hit on the
- * device (an {@link IsthmusException} with status {@link IsthmusException#DEVICE}). The forms of ops and copies
- * without a {@code Stream} run on the device's legacy default stream and wait before they return.
+ * A CUDA stream: an ordered queue of device work. Ops and device-to-device copies given a {@code Stream} enqueue
+ * their work and return without waiting (the CUDA rule); {@link #synchronize()} waits, and reports an error a kernel
+ * hit on the device (an {@link IsthmusException} with status {@link IsthmusException#DEVICE}). Copies between host
+ * and device memory ({@link Tensor#copyFrom(Tensor, Stream)}) are queued on the stream too but wait for it before
+ * they return, since the host memory is only leased for the call. The forms of ops and copies with a {@code null}
+ * stream run on the device's legacy default stream and wait before they return.
+ *
+ * <p><b>Ordering with non-blocking streams.</b> Streams from {@link #create(Device)} do not wait for the legacy
+ * default stream, nor it for them: a {@code null}-stream op or copy may run while a kernel queued on such a stream
+ * is still writing its input. Synchronize that stream first (or order the two with {@link Event}s).
+ * {@link Tensor#to(Device)} is the exception: it waits for the whole device ({@link Device#synchronize()}) before
+ * copying, so {@code y.to(Device.cpu())} after an op on any stream reads the finished result.
  *
  * <p>Two kinds:
  * <ul>
@@ -36,7 +44,7 @@ import java.lang.foreign.ValueLayout;
  * try (Stream s = Stream.create(gpu);
  *      Tensor x = Tensor.allocate(DType.F32, gpu, m, k);
  *      Tensor y = Tensor.allocate(DType.F32, gpu, m, n)) {
- *     x.copyFrom(hostX, s);                       // async H2D
+ *     x.copyFrom(hostX, s);                       // H2D: queued, then waits for s (host memory)
  *     Ops.matmul(x, weights, null, y, s);         // async
  *     y.copyTo(hostY, s);                         // D2H
  *     s.synchronize();                            // hostY is ready; device errors surface here

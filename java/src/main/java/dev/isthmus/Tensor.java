@@ -527,10 +527,12 @@ public final class Tensor implements AutoCloseable {
 
     /**
      * A copy of this tensor on {@code target}, as a new owned, row-major tensor (also when {@code target} is this
-     * tensor's own device). Copies that involve a CUDA device run on that device's legacy default stream and
-     * <b>wait until the copy is done</b> ({@code to} synchronizes): the result is ready to use, and an earlier error on
-     * the device surfaces here. For asynchronous copies use {@link #copyFrom(Tensor, Stream)}. Copying between two
-     * CUDA devices is not supported (copy through the CPU).
+     * tensor's own device). Synchronous: when a CUDA device is involved, {@code to} first waits for <b>all</b> work
+     * queued on that device, on every stream ({@link Device#synchronize()}: so a kernel still writing this tensor on
+     * a non-blocking {@link Stream#create created} stream finishes before it is read), then copies on the legacy
+     * default stream and waits until the copy is done: the result is ready to use, and an earlier error on the device
+     * surfaces here. For asynchronous copies use {@link #copyFrom(Tensor, Stream)}. Copying between two CUDA devices
+     * is not supported (copy through the CPU).
      *
      * <pre>{@code
      * try (Tensor onGpu = hostX.to(Device.cuda(0));
@@ -557,8 +559,13 @@ public final class Tensor implements AutoCloseable {
             }
             return out;
         }
+        Device cuda = device.isCuda() ? device : target;
+        Cuda.require("Tensor.to " + target);
         Tensor out = target.isCpu() ? allocate(dtype, shape) : allocateDevice(dtype, target, shape, false);
         try {
+            // streams from Stream.create do not wait for the legacy default stream: wait for every stream first
+            Cuda.check(IsthmusCuda.isthmus_cuda_device_synchronize(cuda.index()), "Tensor.to " + target
+                    + " (waiting for " + cuda + ")");
             copy(this, "this", out, "target", null);
         } catch (RuntimeException | Error e) {
             out.close();
@@ -568,28 +575,37 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * Queues a copy of {@code src} into this tensor on {@code stream} and returns without waiting (host to device,
-     * device to host, or within one device). Both tensors have the same dtype and shape and are contiguous; the CUDA
-     * side(s) must be on the stream's device. Call {@link Stream#synchronize()} before reading the result or freeing
-     * {@code src}; closing a CUDA tensor waits for the device by itself. With host memory from a Java {@link Arena}
-     * (pageable), CUDA stages the copy: a host-to-device copy has read the host memory when this returns, a
-     * device-to-host copy has completed when this returns.
+     * Copies {@code src} into this tensor on {@code stream} (host to device, device to host, or within one device).
+     * Both tensors have the same dtype and shape and are contiguous; the CUDA side(s) must be on the stream's device.
+     * <ul>
+     *   <li><b>Device to device</b>: queued on the stream; returns without waiting. Call {@link Stream#synchronize()}
+     *       before reading the result; closing a CUDA tensor waits for the device by itself.</li>
+     *   <li><b>Host to device, device to host</b>: queued on the stream after the work already there, then this
+     *       <b>waits for the stream</b> ({@link Stream#synchronize()}) before it returns, so the host memory is done
+     *       with and, device to host, written, whatever kind it is (pinned memory, e.g. JCuda's {@code cuMemAllocHost}
+     *       wrapped with {@link #wrap(MemorySegment, DType, long...)}, would otherwise still be read or written by
+     *       the device after its lease ended). Device errors of earlier work on the stream surface here.</li>
+     * </ul>
+     * A {@code null} stream means the device's legacy default stream, and the call waits for the copy in every
+     * direction; it does not wait for work on non-blocking streams ({@link Stream#create}): synchronize those first,
+     * or use {@link #to(Device)}, which waits for the whole device.
      *
-     * @throws IllegalArgumentException naming src, this, stream: a null, a dtype or shape mismatch, a tensor that is
-     *                                  not contiguous, a read-only or heap destination, overlapping tensors, devices
+     * @throws IllegalArgumentException naming src, this, stream: a null src, a dtype or shape mismatch, a tensor that
+     *                                  is not contiguous, a read-only or heap destination, overlapping tensors, devices
      *                                  that do not match the stream's, or two CPU tensors
      * @throws IllegalStateException    for a closed tensor or stream
      */
     public void copyFrom(Tensor src, Stream stream) {
         Checks.notNull(src, "src");
-        Checks.notNull(stream, "stream");
         copy(src, "src", this, "this", stream);
     }
 
-    /** Queues a copy of this tensor into {@code dst} on {@code stream}: {@code dst.copyFrom(this, stream)}. */
+    /**
+     * Copies this tensor into {@code dst} on {@code stream} (or the legacy default stream for null):
+     * {@code dst.copyFrom(this, stream)}, with the same waiting rules (host memory involved: waits for the stream).
+     */
     public void copyTo(Tensor dst, Stream stream) {
         Checks.notNull(dst, "dst");
-        Checks.notNull(stream, "stream");
         copy(this, "this", dst, "dst", stream);
     }
 
@@ -601,7 +617,10 @@ public final class Tensor implements AutoCloseable {
                     + " is not contiguous: copies between devices take row-major tensors without gaps");
     }
 
-    /** A copy between two devices (at least one CUDA) on stream, or on the legacy default stream, waiting, if null. */
+    /**
+     * A copy between two devices (at least one CUDA) on stream, or on the legacy default stream if null; waits for the
+     * stream unless both sides are device memory and a stream was given.
+     */
     private static void copy(Tensor src, String srcName, Tensor dst, String dstName, Stream stream) {
         if (stream != null && !stream.isAlive()) throw new IllegalStateException("stream " + stream + " is closed");
         if (src.device.isCpu() && dst.device.isCpu())
@@ -639,7 +658,9 @@ public final class Tensor implements AutoCloseable {
             String what = "copy " + Checks.shape(src) + " " + src.device + " -> " + dst.device;
             Cuda.check(IsthmusCuda.isthmus_cuda_memcpy_async(on.index(), to, from, bytes, kind,
                     Cuda.ptr(h)), what);
-            if (stream == null) Cuda.synchronize(on.index(), 0, what);
+            // host memory is leased only until this returns (and pinned memory is read/written asynchronously):
+            // wait for the stream whenever one side is host memory; device-to-device stays asynchronous
+            if (stream == null || src.device.isCpu() || dst.device.isCpu()) Cuda.synchronize(on.index(), h, what);
         }
     }
 

@@ -193,6 +193,30 @@ class CudaDeviceTest {
     }
 
     @Test
+    void toAndHostCopiesWaitForNonBlockingStreams() {
+        Device d = CudaTestSupport.gpu();
+        Random r = new Random(5);
+        int m = 256, n = 1024, k = 4096; // long enough that an unsynchronized read would see zeros
+        try (Tensor w = Tensor.of(random(r, n * k), n, k); Tensor x = Tensor.of(random(r, m * k), m, k);
+             DeviceWeights dw = DeviceWeights.quantize(w, QuantScheme.int8PerRow(), d); Tensor xd = x.to(d);
+             Tensor ref = Ops.matmul(xd, dw); Tensor refHost = ref.to(Device.cpu())) {
+            float[] want = refHost.toFloatArray();
+            for (int round = 0; round < 3; round++) {
+                try (Stream s = Stream.create(d); Tensor yd = Tensor.allocate(DType.F32, d, m, n);
+                     Tensor viaCopy = Tensor.allocate(DType.F32, m, n)) {
+                    Ops.matmul(xd, dw, null, yd, s);
+                    try (Tensor viaTo = yd.to(Device.cpu())) { // no s.synchronize(): to() waits for the device
+                        assertArrayEquals(want, viaTo.toFloatArray(), "to() after an op on a created stream");
+                    }
+                    Ops.matmul(xd, dw, null, yd, s);
+                    yd.copyTo(viaCopy, s); // device to host: waits for s before it returns
+                    assertArrayEquals(want, viaCopy.toFloatArray(), "copyTo(host, stream) after an op");
+                }
+            }
+        }
+    }
+
+    @Test
     void streamsAndEventsTimeWork() {
         Device d = CudaTestSupport.gpu();
         Random r = new Random(4);

@@ -334,7 +334,6 @@ class CudaNoGpuTest {
              Stream s0 = Stream.wrap(FAKE, 0);
              Stream s1 = Stream.wrap(FAKE1, 0)) {
             refuses(IllegalArgumentException.class, () -> dev.copyFrom(null, s0), "src is null");
-            refuses(IllegalArgumentException.class, () -> dev.copyFrom(host, null), "stream is null");
             refuses(IllegalArgumentException.class, () -> host.copyTo(null, s0), "dst is null");
             refuses(IllegalArgumentException.class, () -> dev.copyFrom(host, s1), "stream is on cuda:1");
             refuses(IllegalArgumentException.class, () -> dev1.copyFrom(dev, s0), "cuda:0", "cuda:1");
@@ -352,6 +351,9 @@ class CudaNoGpuTest {
             }
             if (noGpu()) {
                 refuses(DeviceUnavailableException.class, () -> dev.copyFrom(host, s0), "CUDA");
+                // a null stream is the legacy default stream (synchronous), as for the ops
+                refuses(DeviceUnavailableException.class, () -> dev.copyFrom(host, null), "CUDA");
+                refuses(DeviceUnavailableException.class, () -> dev.copyTo(host, null), "CUDA");
                 refuses(DeviceUnavailableException.class, () -> host.to(FAKE), "CUDA");
                 refuses(DeviceUnavailableException.class, () -> dev.to(Device.cpu()), "CUDA");
                 refuses(DeviceUnavailableException.class, s0::synchronize, "CUDA");
