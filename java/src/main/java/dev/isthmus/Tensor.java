@@ -74,8 +74,9 @@ public final class Tensor implements AutoCloseable {
 
     /**
      * Held by every op for the length of its native call: while a lease is open, {@link #close()} of a
-     * tensor that owns its memory fails instead of freeing memory native code is using. Tensors that
-     * borrow memory get a no-op lease: their arena's owner must not close it during a call.
+     * tensor that owns its memory, and of any CUDA tensor, fails instead of freeing (or marking closed) memory
+     * native code is using. Host tensors that borrow memory get a no-op lease: their arena's owner must not close
+     * it during a call.
      */
     public interface Lease extends AutoCloseable {
         /** The lease of borrowed memory: nothing to hold. */
@@ -90,12 +91,25 @@ public final class Tensor implements AutoCloseable {
      * Ops do this themselves; call it when handing {@link #segment()} to native code of your own.
      */
     public Lease lease() {
-        if (parent != null) return parent.lease();
         if (segment == null) {
-            if (!ownsDevice) return Lease.NONE;
+            // every device tensor has its own closed flag (borrowed memory too); a view also leases its parent
             Runnable release = leases.acquire(this);
-            return release::run;
+            if (parent == null) return release::run;
+            try {
+                Lease p = parent.lease();
+                return () -> {
+                    try {
+                        p.close();
+                    } finally {
+                        release.run();
+                    }
+                };
+            } catch (RuntimeException | Error e) {
+                release.run();
+                throw e;
+            }
         }
+        if (parent != null) return parent.lease();
         if (owned == null) {
             MemorySegment seg = segment; // keeps an automatic arena's memory reachable until close()
             return () -> java.lang.ref.Reference.reachabilityFence(seg);
@@ -213,7 +227,11 @@ public final class Tensor implements AutoCloseable {
      * be usable in the device's <b>primary context</b> (any {@code cudaMalloc}; with JCuda's driver API, allocate after
      * {@code cuDevicePrimaryCtxRetain} + {@code cuCtxSetCurrent}) and hold at least {@code elementCount * byteSize}
      * bytes from {@code devicePtr}: isthmus cannot check a device pointer's size, a wrong one is undefined behaviour on
-     * the device (reported at the next synchronization, not a JVM crash, but other data may be overwritten).
+     * the device, reported at the next synchronization at best. On systems where the GPU can address host memory
+     * (HMM, ATS: recent drivers on Linux, Grace Hopper) a wrong pointer can make a kernel write <b>host</b> memory,
+     * the JVM's included, and <b>crash the process</b>: isthmus cannot check a device pointer, and the JVM's
+     * guarantee that user input never crashes it does not cover this call. {@link #close()} marks the tensor closed
+     * (later use is an {@link IllegalStateException}) without freeing the memory.
      *
      * <pre>{@code
      * CUdeviceptr p = new CUdeviceptr();
@@ -362,12 +380,11 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * True while the memory can be used (the owning arena is open; for a CUDA tensor, not closed; a wrapped device
-     * pointer is always taken to be alive: its owner frees it).
+     * True while the memory can be used: for host memory, while its arena is open; for a CUDA tensor (owned, wrapped
+     * with {@link #wrapDevicePointer} or a row view), until its {@link #close()} (and, for a view, its parent's).
      */
     public boolean isAlive() {
-        if (parent != null && segment == null) return parent.isAlive();
-        if (segment == null) return !ownsDevice || !leases.isClosed();
+        if (segment == null) return !leases.isClosed() && (parent == null || parent.isAlive());
         return segment.scope().isAlive();
     }
 
@@ -665,7 +682,10 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * Frees the memory if this tensor owns it; otherwise does nothing. Idempotent.
+     * Frees the memory if this tensor owns it. A CUDA tensor that does not own its memory (wrapped with
+     * {@link #wrapDevicePointer}, or a row view) is marked closed without freeing anything: later use of it is an
+     * {@link IllegalStateException}. A host tensor that borrows memory is left as it is (its arena decides).
+     * Idempotent.
      *
      * @throws IllegalStateException if an op on another thread is using the memory right now
      */
@@ -674,6 +694,8 @@ public final class Tensor implements AutoCloseable {
         if (owned != null && leases.markClosed(Checks.shape(this))) {
             owned.close();
             handle.close();
+        } else if (segment == null && !ownsDevice) {
+            leases.markClosed(Checks.shape(this) + " on " + device);
         } else if (ownsDevice && leases.markClosed(Checks.shape(this) + " on " + device)) {
             try {
                 Cuda.free(device.index(), deviceAddress, "Tensor.close " + Checks.shape(this) + " on " + device);

@@ -174,6 +174,46 @@ class CudaNoGpuTest {
     }
 
     @Test
+    void wrappedDeviceTensorsAreClosedByClose() {
+        Tensor t = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 2, 64);
+        Tensor view = t.rows(0, 1);
+        assertTrue(t.isAlive() && view.isAlive());
+        view.close(); // a view's close marks only the view
+        assertFalse(view.isAlive());
+        assertTrue(t.isAlive());
+        refuses(IllegalStateException.class, view::devicePointer, "closed");
+        refuses(IllegalStateException.class, view::lease, "closed");
+        Tensor view2 = t.rows(1, 2);
+        t.close();
+        t.close(); // idempotent
+        assertFalse(t.isAlive());
+        assertFalse(view2.isAlive(), "a view of a closed tensor is closed");
+        assertTrue(t.toString().contains("closed"), t.toString());
+        refuses(IllegalStateException.class, t::devicePointer, "closed");
+        refuses(IllegalStateException.class, t::lease, "closed");
+        refuses(IllegalStateException.class, view2::lease, "closed");
+        refuses(IllegalStateException.class, () -> t.to(Device.cpu()), "closed");
+        try (DeviceWeights w = fakeWeights(FAKE, QuantScheme.int8PerRow());
+             Tensor y = Tensor.wrapDevicePointer(FAKE, PTR + (3 << 20), DType.F32, 2, 3);
+             Tensor h = Tensor.allocate(DType.F32, 2, 64)) {
+            refuses(IllegalStateException.class, () -> Ops.matmul(t, w, null, y, null), "x", "closed");
+            refuses(IllegalStateException.class, () -> Ops.matmul(t, w), "x", "closed");
+            refuses(IllegalStateException.class, () -> t.copyFrom(h, null), "closed");
+            assertTrue(w.isAlive());
+            w.values().close();
+            assertFalse(w.isAlive(), "closing a wrapped tensor of the weights closes them");
+            refuses(IllegalStateException.class, () -> Ops.matmul(y, w), "w", "closed");
+        }
+        // a lease blocks close, as for owned memory
+        Tensor u = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 4);
+        try (Tensor.Lease l = u.lease()) {
+            refuses(IllegalStateException.class, u::close, "in use");
+        }
+        u.close();
+        assertFalse(u.isAlive());
+    }
+
+    @Test
     void cpuOpsRefuseDeviceTensorsNamingBothDevices() {
         try (Tensor x = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 2, 64);
              Tensor hostW = Tensor.of(new float[64 * 3], 3, 64);

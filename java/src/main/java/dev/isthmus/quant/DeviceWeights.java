@@ -130,7 +130,10 @@ public final class DeviceWeights implements AutoCloseable {
         return q.scales();
     }
 
-    /** True until closed (for wrapped memory: until this object is closed). */
+    /**
+     * True until this object, or one of its two tensors, is closed. Every device tensor has a closed flag, wrapped
+     * memory ({@link Tensor#wrapDevicePointer}) included: closing marks it closed without freeing it.
+     */
     public boolean isAlive() {
         return q.values().isAlive() && q.scales().isAlive();
     }
