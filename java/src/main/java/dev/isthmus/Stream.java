@@ -31,7 +31,8 @@ import java.lang.foreign.ValueLayout;
  *   <li>{@link #wrap(Device, long)}: a {@code cudaStream_t} / {@code CUstream} the caller owns (from JCuda, the CUDA
  *       runtime, PyTorch), or {@code 0} for the legacy default stream: {@code close()} never destroys it. The stream
  *       must belong to the device's <b>primary context</b> (the CUDA runtime's; with JCuda's driver API, create it
- *       after {@code cuDevicePrimaryCtxRetain} + {@code cuCtxSetCurrent}), as isthmus_cuda.h requires.</li>
+ *       after {@code cuDevicePrimaryCtxRetain} + {@code cuCtxSetCurrent}), as isthmus_cuda.h requires. isthmus
+ *       cannot check the handle: a wrong one can crash the process (see {@link #wrap}).</li>
  * </ul>
  * A stream keeps a device scratch buffer for the ops that need one (the activation quantization of
  * {@link Ops#matmul(Tensor, dev.isthmus.quant.DeviceWeights, Tensor, Tensor, Stream)} and split-K workspaces), grown
@@ -96,6 +97,9 @@ public final class Stream implements AutoCloseable {
      * {@code new CUstream()} after {@code cuStreamCreate}, read with {@code getNativePointer()}), or {@code 0} for the
      * legacy default stream. No copy, no ownership: {@link #close()} frees only isthmus's scratch, never the stream.
      * The stream must live in {@code device}'s primary context and outlive this object; isthmus cannot check either.
+     * <b>A wrong handle can crash the process</b>: the CUDA runtime dereferences a {@code cudaStream_t} as a pointer
+     * to its own structures, so a bogus or destroyed one is undefined behaviour in native code (typically a
+     * segmentation fault of the JVM), outside the guarantee that user input never crashes the JVM.
      *
      * @throws IllegalArgumentException for a null or CPU device
      */
