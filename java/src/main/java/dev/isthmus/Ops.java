@@ -8,6 +8,7 @@ import dev.isthmus.bindings.isthmus_rmsnorm_args;
 import dev.isthmus.bindings.isthmus_swiglu_args;
 import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.CudaKernels;
 import dev.isthmus.quant.DeviceWeights;
@@ -378,7 +379,7 @@ public final class Ops {
         try {
             fill.accept(out);
         } catch (RuntimeException | Error e) {
-            out.close();
+            Cleanup.closeQuietly(out, e);
             throw e;
         }
         return out;

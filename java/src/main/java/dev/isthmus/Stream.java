@@ -2,6 +2,7 @@ package dev.isthmus;
 
 import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.Leases;
 import dev.isthmus.internal.Resources;
@@ -175,7 +176,7 @@ public final class Stream implements AutoCloseable {
             e.record(this);
             return e;
         } catch (RuntimeException | Error x) {
-            e.close();
+            Cleanup.closeQuietly(e, x);
             throw x;
         }
     }

@@ -2,6 +2,7 @@ package dev.isthmus;
 
 import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.Leases;
 import dev.isthmus.internal.Resources;
@@ -172,7 +173,7 @@ public final class Tensor implements AutoCloseable {
         try {
             return new Tensor(arena.allocate(Math.max(bytes, 1), 64), dtype, shape.clone(), rowMajor(shape), arena);
         } catch (RuntimeException | Error e) {
-            arena.close();
+            Cleanup.closeQuietly(arena, e);
             throw e;
         }
     }
@@ -215,7 +216,7 @@ public final class Tensor implements AutoCloseable {
             }
             return new Tensor(device, ptr, bytes, dtype, shape.clone(), rowMajor(shape), true, null);
         } catch (RuntimeException | Error e) {
-            Cuda.free(device.index(), ptr, "Tensor.allocate (cleanup)");
+            Cleanup.closeQuietly(() -> Cuda.free(device.index(), ptr, "Tensor.allocate (cleanup)"), e);
             throw e;
         }
     }
@@ -571,7 +572,7 @@ public final class Tensor implements AutoCloseable {
             try (Lease l = lease()) {
                 MemorySegment.copy(host(), 0, out.segment, 0, byteSizeOf(dtype, shape));
             } catch (RuntimeException | Error e) {
-                out.close();
+                Cleanup.closeQuietly(out, e);
                 throw e;
             }
             return out;
@@ -585,7 +586,7 @@ public final class Tensor implements AutoCloseable {
                     + " (waiting for " + cuda + ")");
             copy(this, "this", out, "target", null);
         } catch (RuntimeException | Error e) {
-            out.close();
+            Cleanup.closeQuietly(out, e);
             throw e;
         }
         return out;

@@ -3,6 +3,7 @@ package dev.isthmus;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
@@ -417,6 +418,17 @@ class CudaNoGpuTest {
                 refuses(IllegalStateException.class, () -> x.copyFrom(h, s), "closed");
             }
         }
+    }
+
+    @Test
+    void cleanupKeepsThePrimaryException() {
+        IllegalArgumentException primary = new IllegalArgumentException("primary");
+        assertSame(primary, dev.isthmus.internal.Cleanup.closeQuietly(() -> {
+            throw new IllegalStateException("close failed");
+        }, primary));
+        assertEquals(1, primary.getSuppressed().length);
+        assertEquals("close failed", primary.getSuppressed()[0].getMessage());
+        assertSame(primary, dev.isthmus.internal.Cleanup.closeQuietly(null, primary));
     }
 
     @Test

@@ -4,6 +4,7 @@ import dev.isthmus.DType;
 import dev.isthmus.Device;
 import dev.isthmus.Tensor;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.CudaKernels;
 
 /**
@@ -79,7 +80,7 @@ public final class DeviceWeights implements AutoCloseable {
             Tensor s = w.scales().to(device);
             return new DeviceWeights(new QuantizedTensor(v, s, w.scheme()));
         } catch (RuntimeException | Error e) {
-            v.close();
+            Cleanup.closeQuietly(v, e);
             throw e;
         }
     }

@@ -3,6 +3,7 @@ package dev.isthmus.quant;
 import dev.isthmus.DType;
 import dev.isthmus.Device;
 import dev.isthmus.Stream;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.CudaKernels;
 import dev.isthmus.Tensor;
@@ -62,8 +63,8 @@ public final class Quant {
             isthmus_quantize_args.scales(a, s.segment());
             Native.checkInput(Isthmus.isthmus_quantize_s8(a), "quantize", "x " + Checks.shape(x), "not finite");
         } catch (RuntimeException e) {
-            q.close();
-            s.close();
+            Cleanup.closeQuietly(q, e);
+            Cleanup.closeQuietly(s, e);
             throw e;
         }
         return new QuantizedTensor(q, s, scheme);
@@ -119,8 +120,8 @@ public final class Quant {
             }
             return new QuantizedTensor(q, s, scheme);
         } catch (RuntimeException | Error e) {
-            q.close();
-            if (s != null) s.close();
+            Cleanup.closeQuietly(q, e);
+            Cleanup.closeQuietly(s, e);
             throw e;
         }
     }
@@ -153,7 +154,7 @@ public final class Quant {
             isthmus_dequantize_args.ldx(a, cols);
             Native.check(Isthmus.isthmus_dequantize_s8(a), "dequantize");
         } catch (RuntimeException e) {
-            x.close();
+            Cleanup.closeQuietly(x, e);
             throw e;
         }
         return x;
@@ -227,9 +228,9 @@ public final class Quant {
                     }
             }
         } catch (RuntimeException e) {
-            q.close();
-            s.close();
-            if (z != null) z.close();
+            Cleanup.closeQuietly(q, e);
+            Cleanup.closeQuietly(s, e);
+            Cleanup.closeQuietly(z, e);
             throw e;
         }
         return new QuantizedTensor(q, s, z, scheme);
