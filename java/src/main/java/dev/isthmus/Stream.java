@@ -222,17 +222,21 @@ public final class Stream implements AutoCloseable {
     public void close() {
         if (!leases.markClosed(this)) return;
         try {
-            synchronized (this) {
-                if (scratch != 0) {
-                    long s = scratch;
-                    scratch = 0;
-                    scratchBytes = 0;
-                    Cuda.free(device.index(), s, "Stream.close " + this);
+            try {
+                synchronized (this) {
+                    if (scratch != 0) {
+                        long s = scratch;
+                        scratch = 0;
+                        scratchBytes = 0;
+                        Cuda.free(device.index(), s, "Stream.close " + this);
+                    }
                 }
-            }
-            if (owned) {
-                Cuda.require("Stream.close");
-                Cuda.check(IsthmusCuda.isthmus_cuda_stream_destroy(device.index(), Cuda.ptr(handle)), "Stream.close " + this);
+            } finally { // the stream is destroyed even when freeing the scratch failed
+                if (owned) {
+                    Cuda.require("Stream.close");
+                    Cuda.check(IsthmusCuda.isthmus_cuda_stream_destroy(device.index(), Cuda.ptr(handle)),
+                            "Stream.close " + this);
+                }
             }
         } finally {
             accounting.close();

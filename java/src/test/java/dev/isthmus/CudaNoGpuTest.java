@@ -432,6 +432,20 @@ class CudaNoGpuTest {
     }
 
     @Test
+    void quantizedTensorCloseClosesTheScalesWhenTheValuesFail() {
+        Tensor v = Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 8);
+        Tensor sc = Tensor.wrapDevicePointer(FAKE, PTR + 4096, DType.F32, 2);
+        QuantizedTensor q = new QuantizedTensor(v, sc, QuantScheme.int8PerRow());
+        try (Tensor.Lease l = v.lease()) { // values in use: their close throws
+            refuses(IllegalStateException.class, q::close, "in use");
+        }
+        assertFalse(sc.isAlive(), "scales closed although closing the values threw");
+        assertTrue(v.isAlive());
+        q.close();
+        assertFalse(v.isAlive());
+    }
+
+    @Test
     void wrappedStreamsAreCountedUntilClosed() {
         long before = Isthmus.memoryStats().openObjects();
         Stream s = Stream.wrap(FAKE, 0);

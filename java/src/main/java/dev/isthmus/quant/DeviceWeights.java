@@ -75,12 +75,13 @@ public final class DeviceWeights implements AutoCloseable {
         requireNative(w.scheme());
         Checks.sameDevice(w.values(), "w.values", Device.cpu(), "the upload's source (the host)");
         checkK(w.cols(), "w " + Checks.shape(w.values()));
-        Tensor v = w.values().to(device);
+        Tensor v = w.values().to(device), s = null;
         try {
-            Tensor s = w.scales().to(device);
+            s = w.scales().to(device);
             return new DeviceWeights(new QuantizedTensor(v, s, w.scheme()));
-        } catch (RuntimeException | Error e) {
+        } catch (RuntimeException | Error e) { // the scales too, when the QuantizedTensor constructor refuses them
             Cleanup.closeQuietly(v, e);
+            Cleanup.closeQuietly(s, e);
             throw e;
         }
     }
