@@ -182,10 +182,7 @@ public final class Ops {
      * @throws IllegalStateException    for a closed tensor or weights
      */
     public static Tensor matmul(Tensor x, DeviceWeights w) {
-        Checks.notNull(x, "x");
-        Device d = deviceOf(w);
-        Checks.sameDevice(x, "x", d, "w");
-        Checks.deviceMatrix(x, "x", DType.F32, DType.BF16);
+        Device d = validateMatmul(x, w, null, null, null, false);
         return deviceOutput(DType.F32, d, x.dim(0), w.n(), y -> matmul(x, w, null, y, null));
     }
 
@@ -214,14 +211,8 @@ public final class Ops {
      * @throws IsthmusException         for a failure the CUDA library reports (a launch error, out of memory)
      */
     public static void matmul(Tensor x, DeviceWeights w, Tensor bias, Tensor out, Stream stream) {
-        Checks.notNull(x, "x");
-        Device d = deviceOf(w);
-        checkDevices(d, stream, x, "x", bias, "bias", out, "out");
-        Checks.deviceMatrix(x, "x", DType.F32, DType.BF16);
+        Device d = validateMatmul(x, w, bias, out, stream, true);
         long m = x.dim(0), k = x.dim(1);
-        checkDeviceWeights(w, k, "x", x);
-        checkDeviceBiasOut(bias, out, m, w.n(), x, "x", DType.F32, DType.BF16);
-        noWeightOverlap(out, w);
         QuantScheme ws = w.scheme();
         boolean grouped = ws.granularity() == QuantScheme.Granularity.PER_GROUP;
         long group = grouped ? ws.group() : 0;
@@ -247,9 +238,7 @@ public final class Ops {
     /** {@code Y = (Aq . W^T) * scales} on a CUDA device for activations already quantized there; a new owned F32
      *  tensor, computed before this returns. */
     public static Tensor matmul(QuantizedTensor a, DeviceWeights w) {
-        Checks.notNull(a, "a");
-        Device d = deviceOf(w);
-        Checks.sameDevice(a.values(), "a", d, "w");
+        Device d = validateMatmul(a, w, null, null, null, false);
         return deviceOutput(DType.F32, d, a.rows(), w.n(), y -> matmul(a, w, null, y, null));
     }
 
@@ -261,22 +250,10 @@ public final class Ops {
      * @param out F32 or BF16 {@code [M, N]} on the weights' device
      */
     public static void matmul(QuantizedTensor a, DeviceWeights w, Tensor bias, Tensor out, Stream stream) {
-        Checks.notNull(a, "a");
-        Device d = deviceOf(w);
+        Device d = validateMatmul(a, w, bias, out, stream, true);
         Tensor av = a.values();
-        checkDevices(d, stream, av, "a", bias, "bias", out, "out");
-        Checks.deviceMatrix(av, "a.values", DType.I8);
         QuantScheme as = a.scheme();
-        if (!as.isNative())
-            throw new IllegalArgumentException("a has scheme " + as + ", which has no CUDA kernel");
         long m = av.dim(0), k = av.dim(1);
-        checkDeviceWeights(w, k, "a", av);
-        if (as.granularity() == QuantScheme.Granularity.PER_GROUP && as.group() != w.scheme().group())
-            throw new IllegalArgumentException("a is quantized per group of " + as.group() + " but w has "
-                    + w.scheme() + ": per-group activations need the weights' group");
-        checkDeviceBiasOut(bias, out, m, w.n(), av, "a", DType.F32, DType.BF16);
-        noWeightOverlap(out, w);
-        Checks.noDeviceOverlap(out, "out", a.scales(), "a.scales");
         Cuda.require("matmul on " + d);
         onStream(d, stream, (s, h) -> {
             try (Tensor.Lease la = av.lease(); Tensor.Lease ls = a.scales().lease(); Tensor.Lease lw = w.values().lease();
@@ -290,10 +267,7 @@ public final class Ops {
 
     /** Exact int32 {@code C = Aq . Wq^T} on a CUDA device; a new owned I32 tensor, computed before this returns. */
     public static Tensor matmulInt32(Tensor a, DeviceWeights w) {
-        Checks.notNull(a, "a");
-        Device d = deviceOf(w);
-        Checks.sameDevice(a, "a", d, "w");
-        Checks.deviceMatrix(a, "a", DType.I8);
+        Device d = validateMatmulInt32(a, w, null, null, false);
         return deviceOutput(DType.I32, d, a.dim(0), w.n(), c -> matmulInt32(a, w, c, null));
     }
 
@@ -305,14 +279,8 @@ public final class Ops {
      * @param out I32 {@code [M, N]} on the same device
      */
     public static void matmulInt32(Tensor a, DeviceWeights w, Tensor out, Stream stream) {
-        Checks.notNull(a, "a");
-        Device d = deviceOf(w);
-        checkDevices(d, stream, a, "a", null, "bias", out, "out");
-        Checks.deviceMatrix(a, "a", DType.I8);
+        Device d = validateMatmulInt32(a, w, out, stream, true);
         long m = a.dim(0), k = a.dim(1);
-        checkDeviceWeights(w, k, "a", a);
-        checkDeviceBiasOut(null, out, m, w.n(), a, "a", DType.I32);
-        noWeightOverlap(out, w);
         Cuda.require("matmulInt32 on " + d);
         onStream(d, stream, (s, h) -> {
             try (Tensor.Lease la = a.lease(); Tensor.Lease lw = w.values().lease(); Tensor.Lease lo = out.lease()) {
@@ -372,6 +340,66 @@ public final class Ops {
             }
             s.synchronize();
         }
+    }
+
+    /**
+     * The checks of {@code matmul(x, w[, bias, out, stream])} on a CUDA device, all before anything is allocated or
+     * launched: devices first (mixing names both), then x's dtype and shape, K against w's, and, with an output
+     * ({@code withOut}), bias, out and their overlaps. Returns w's device.
+     */
+    private static Device validateMatmul(Tensor x, DeviceWeights w, Tensor bias, Tensor out, Stream stream,
+                                         boolean withOut) {
+        Checks.notNull(x, "x");
+        Device d = deviceOf(w);
+        if (withOut) checkDevices(d, stream, x, "x", bias, "bias", out, "out");
+        else Checks.sameDevice(x, "x", d, "w");
+        Checks.deviceMatrix(x, "x", DType.F32, DType.BF16);
+        checkDeviceWeights(w, x.dim(1), "x", x);
+        if (withOut) {
+            checkDeviceBiasOut(bias, out, x.dim(0), w.n(), x, "x", DType.F32, DType.BF16);
+            noWeightOverlap(out, w);
+        }
+        return d;
+    }
+
+    /** As {@link #validateMatmul(Tensor, DeviceWeights, Tensor, Tensor, Stream, boolean)} for quantized activations. */
+    private static Device validateMatmul(QuantizedTensor a, DeviceWeights w, Tensor bias, Tensor out, Stream stream,
+                                         boolean withOut) {
+        Checks.notNull(a, "a");
+        Device d = deviceOf(w);
+        Tensor av = a.values();
+        if (withOut) checkDevices(d, stream, av, "a", bias, "bias", out, "out");
+        else Checks.sameDevice(av, "a", d, "w");
+        Checks.deviceMatrix(av, "a.values", DType.I8);
+        Checks.deviceUsable(a.scales(), "a.scales");
+        QuantScheme as = a.scheme();
+        if (!as.isNative())
+            throw new IllegalArgumentException("a has scheme " + as + ", which has no CUDA kernel");
+        checkDeviceWeights(w, av.dim(1), "a", av);
+        if (as.granularity() == QuantScheme.Granularity.PER_GROUP && as.group() != w.scheme().group())
+            throw new IllegalArgumentException("a is quantized per group of " + as.group() + " but w has "
+                    + w.scheme() + ": per-group activations need the weights' group");
+        if (withOut) {
+            checkDeviceBiasOut(bias, out, av.dim(0), w.n(), av, "a", DType.F32, DType.BF16);
+            noWeightOverlap(out, w);
+            Checks.noDeviceOverlap(out, "out", a.scales(), "a.scales");
+        }
+        return d;
+    }
+
+    /** As {@link #validateMatmul(Tensor, DeviceWeights, Tensor, Tensor, Stream, boolean)} for the int32 GEMM. */
+    private static Device validateMatmulInt32(Tensor a, DeviceWeights w, Tensor out, Stream stream, boolean withOut) {
+        Checks.notNull(a, "a");
+        Device d = deviceOf(w);
+        if (withOut) checkDevices(d, stream, a, "a", null, "bias", out, "out");
+        else Checks.sameDevice(a, "a", d, "w");
+        Checks.deviceMatrix(a, "a", DType.I8);
+        checkDeviceWeights(w, a.dim(1), "a", a);
+        if (withOut) {
+            checkDeviceBiasOut(null, out, a.dim(0), w.n(), a, "a", DType.I32);
+            noWeightOverlap(out, w);
+        }
+        return d;
     }
 
     private static Tensor deviceOutput(DType type, Device d, long rows, long cols, java.util.function.Consumer<Tensor> fill) {

@@ -319,6 +319,28 @@ class CudaNoGpuTest {
     }
 
     @Test
+    void allocatingFormsValidateBeforeAllocating() {
+        // the forms that return a new tensor check K, dtype and devices before allocating it: without a GPU a K
+        // mismatch is still the IllegalArgumentException naming both shapes, not a DeviceUnavailableException
+        try (DeviceWeights w = fakeWeights(FAKE, QuantScheme.int8PerRow());
+             Tensor xk = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 2, 63);
+             Tensor ak = Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 63);
+             Tensor xi = Tensor.wrapDevicePointer(FAKE, PTR, DType.I32, 2, 64);
+             QuantizedTensor qk = new QuantizedTensor(Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 63),
+                     Tensor.wrapDevicePointer(FAKE, PTR + (5 << 20), DType.F32, 2), QuantScheme.int8PerRow())) {
+            refuses(IllegalArgumentException.class, () -> Ops.matmul(xk, w), "x F32[2, 63]", "K = 63", "w is [3, 64]");
+            refuses(IllegalArgumentException.class, () -> Ops.matmul(qk, w), "a I8[2, 63]", "K = 63", "w is [3, 64]");
+            refuses(IllegalArgumentException.class, () -> Ops.matmulInt32(ak, w), "a I8[2, 63]", "K = 63",
+                    "w is [3, 64]");
+            refuses(IllegalArgumentException.class, () -> Ops.matmul(xi, w), "x must be one of", "I32");
+            try (QuantizedTensor g = new QuantizedTensor(Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 64),
+                    Tensor.wrapDevicePointer(FAKE, PTR + (5 << 20), DType.F32, 2 * 2), QuantScheme.int8PerGroup(32))) {
+                refuses(IllegalArgumentException.class, () -> Ops.matmul(g, w), "group of 32");
+            }
+        }
+    }
+
+    @Test
     void deviceQuantizeValidates() {
         try (Tensor x = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 2, 64);
              Tensor xi = Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 64);
