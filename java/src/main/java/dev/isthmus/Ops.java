@@ -174,8 +174,10 @@ public final class Ops {
      *
      * <p>Agreement with the CPU: for F32 activations and weights with one scale per row or per tensor, the result is
      * bit-identical to {@link #matmul(Tensor, PackedWeights)} with weights quantized by the same scheme; with groups,
-     * it is within {@code 2^-22 * sum_g |acc_g * sa_g * sw_g|} of the exact value (the f32 sum over groups runs in a
-     * kernel-dependent order).
+     * the f32 sum over groups runs in a kernel-dependent order and the result is, as isthmus_cuda.h guarantees,
+     * within {@code (G + 3) * 2^-24 * (sum_g |acc_g * sa_g * sw_g| + |bias[n]|)} of the exact value,
+     * {@code G = ceil(K / group)} (each term is rounded at most twice before the sum, a sum of G terms in any order
+     * adds at most G - 1 roundings, the bias one more).
      *
      * @throws IllegalArgumentException naming the argument: a null, tensors on different devices ("x is on cpu but w
      *                                  is on cuda:0"), a wrong dtype or shape, inner dimensions that differ
