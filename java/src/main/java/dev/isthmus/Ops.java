@@ -179,6 +179,10 @@ public final class Ops {
      * {@code G = ceil(K / group)} (each term is rounded at most twice before the sum, a sum of G terms in any order
      * adds at most G - 1 roundings, the bias one more).
      *
+     * <p>A literal {@code Ops.matmul(x, null)} does not compile: it is ambiguous between this method and
+     * {@link #matmul(Tensor, PackedWeights)}. Cast the null ({@code (DeviceWeights) null}) to get the
+     * {@code "w is null"} IllegalArgumentException.
+     *
      * @throws IllegalArgumentException naming the argument: a null, tensors on different devices ("x is on cpu but w
      *                                  is on cuda:0"), a wrong dtype or shape, inner dimensions that differ
      * @throws IllegalStateException    for a closed tensor or weights
@@ -312,7 +316,7 @@ public final class Ops {
                 g.ldw(), g.wGranularity(), g.group(), g.wScales(), g.bias(), g.y(), g.yType(), g.ldy());
     }
 
-    /** Launches g with the workspace it needs from the stream's scratch (the caller holds the stream's monitor). */
+    /** Launches g with the workspace it needs from the stream's scratch (the caller holds the stream's lock()). */
     private static void run(CudaKernels.Gemm g, Stream s, long h, String what) {
         long wsBytes = g.workspaceSize(what);
         long ws = wsBytes == 0 ? 0 : s.scratch(wsBytes);
@@ -324,20 +328,20 @@ public final class Ops {
     }
 
     /**
-     * Runs work on {@code stream} (holding its lease and monitor while it enqueues), or, for null, on a wrapper of the
+     * Runs work on {@code stream} (holding its lease and lock while it enqueues), or, for null, on a wrapper of the
      * legacy default stream that is synchronized and closed (freeing its scratch) before this returns.
      */
     private static void onStream(Device d, Stream stream, StreamWork work) {
         if (stream != null) {
             try (Tensor.Lease l = stream.lease()) {
-                synchronized (stream) {
+                synchronized (stream.lock()) {
                     work.run(stream, stream.handle());
                 }
             }
             return;
         }
         try (Stream s = Stream.wrap(d, 0)) {
-            synchronized (s) {
+            synchronized (s.lock()) {
                 work.run(s, 0);
             }
             s.synchronize();

@@ -59,7 +59,12 @@ public final class Stream implements AutoCloseable {
     private final boolean owned;
     private final Leases leases = new Leases();
     private final Resources.Handle accounting;
-    /** Device scratch for ops (guarded by this). */
+    /**
+     * Held by ops while they enqueue on this stream and guards the scratch: a private object, so code that
+     * synchronizes on the public Stream cannot block or break it.
+     */
+    private final Object lock = new Object();
+    /** Device scratch for ops (guarded by lock). */
     private long scratch;
     private long scratchBytes;
 
@@ -191,14 +196,21 @@ public final class Stream implements AutoCloseable {
         return r::run;
     }
 
+    /** The lock ops hold while they enqueue on this stream (and use its {@link #scratch}). */
+    Object lock() {
+        return lock;
+    }
+
     /**
      * At least {@code bytes} of device scratch for an op on this stream, valid until the next call of this method;
-     * callers hold this stream's monitor from here until their work is enqueued (calls on one stream are ordered, so
-     * the next op's use waits for this one's on the device).
+     * callers hold {@link #lock()} from here until their work is enqueued (calls on one stream are ordered, so the
+     * next op's use waits for this one's on the device). Grows to {@code max(bytes, 2 * old)}, or to exactly
+     * {@code bytes} when that larger allocation fails.
      */
     long scratch(long bytes) {
+        assert Thread.holdsLock(lock);
         if (bytes <= scratchBytes) return scratch;
-        long grown = Math.max(bytes, scratchBytes * 2);
+        long grown = Math.max(bytes, scratchBytes > Long.MAX_VALUE / 2 ? bytes : scratchBytes * 2);
         if (scratch != 0) {
             long old = scratch, oldBytes = scratchBytes;
             scratch = 0;
@@ -206,7 +218,18 @@ public final class Stream implements AutoCloseable {
             accounting.grow(-oldBytes);
             Cuda.free(device.index(), old, "Stream scratch " + this); // waits for the device: in-flight users finish
         }
-        scratch = Cuda.malloc(device.index(), grown, "Stream scratch " + this);
+        try {
+            scratch = Cuda.malloc(device.index(), grown, "Stream scratch " + this);
+        } catch (IsthmusException e) {
+            if (grown == bytes) throw e;
+            grown = bytes; // the doubling is an optimization: retry with what this op needs
+            try {
+                scratch = Cuda.malloc(device.index(), grown, "Stream scratch " + this);
+            } catch (RuntimeException | Error e2) {
+                e2.addSuppressed(e);
+                throw e2;
+            }
+        }
         scratchBytes = grown;
         accounting.grow(grown);
         return scratch;
@@ -223,7 +246,7 @@ public final class Stream implements AutoCloseable {
         if (!leases.markClosed(this)) return;
         try {
             try {
-                synchronized (this) {
+                synchronized (lock) {
                     if (scratch != 0) {
                         long s = scratch;
                         scratch = 0;

@@ -15,7 +15,11 @@ import java.util.Objects;
 
 /**
  * An n-dimensional array in native memory: shape, strides (in elements), {@link DType}, and a
- * {@link MemorySegment} whose lifetime is an {@link Arena}.
+ * {@link MemorySegment} whose lifetime is an {@link Arena}; or, on a CUDA {@link Device}, device memory
+ * ({@link #allocate(DType, Device, long...)}, {@link #wrapDevicePointer}, {@link #to(Device)}) that the host cannot
+ * read: its {@link #device()} says where, {@link #devicePointer()} gives the address, copies go through
+ * {@link #to(Device)} and {@link #copyFrom(Tensor, Stream)}, and host accessors throw. Every device tensor, wrapped
+ * ones included, is closed by {@link #close()} (freeing only memory it owns).
  *
  * <p>Who owns the memory decides what {@link #close()} does:
  * <ul>
@@ -36,7 +40,8 @@ import java.util.Objects;
  * in debug mode, listed by {@link Isthmus#openResources()} until closed.
  *
  * <p><b>Errors.</b> A null {@code dtype}, {@code arena}, {@code segment} or {@code strides} given to a factory is a
- * {@link NullPointerException} naming it; a null or empty shape, a dimension {@code < 1}, a stride {@code < 1},
+ * {@link NullPointerException} naming it (a null {@link Device} is an {@link IllegalArgumentException}
+ * {@code "device is null"}, as everywhere in the CUDA API); a null or empty shape, a dimension {@code < 1}, a stride {@code < 1},
  * data of the wrong length, a view whose segment is too small (sliced past its end) or whose extent overflows,
  * row bounds out of range and an accessor of another dtype are an {@link IllegalArgumentException} naming the
  * argument; an element index out of range is an {@link IndexOutOfBoundsException}. Memory whose arena is closed
@@ -193,13 +198,14 @@ public final class Tensor implements AutoCloseable {
      * work still reads is safe), and counted by {@link Device#ownedBytes()} and the debug mode's
      * {@link Isthmus#openResources()}. Every dtype may live on a device; the CUDA ops take F32, BF16, I8 (S8) and I32.
      *
-     * @throws NullPointerException     for a null dtype or device
-     * @throws IllegalArgumentException for a null or empty shape or a dimension {@code < 1}
+     * @throws NullPointerException     for a null dtype
+     * @throws IllegalArgumentException for a null device ("device is null"), a null or empty shape or a dimension
+     *                                  {@code < 1}
      * @throws IsthmusException         when the device is out of memory ({@link IsthmusException#OUT_OF_MEMORY})
      */
     public static Tensor allocate(DType dtype, Device device, long... shape) {
         Objects.requireNonNull(dtype, "dtype");
-        Objects.requireNonNull(device, "device");
+        Checks.notNull(device, "device");
         if (device.isCpu()) return allocate(dtype, shape);
         return allocateDevice(dtype, device, shape, true);
     }
@@ -240,13 +246,13 @@ public final class Tensor implements AutoCloseable {
      * Tensor x = Tensor.wrapDevicePointer(Device.cuda(0), p.getNativePointer(), DType.F32, m, k);
      * }</pre>
      *
-     * @throws NullPointerException     for a null device or dtype
-     * @throws IllegalArgumentException for a CPU device (use {@link #wrap(MemorySegment, DType, long...)}), a null (0)
+     * @throws NullPointerException     for a null dtype
+     * @throws IllegalArgumentException for a null device ("device is null"), a CPU device (use {@link #wrap(MemorySegment, DType, long...)}), a null (0)
      *                                  pointer, one not aligned to the dtype's size, a bad shape, or an extent that
      *                                  passes the end of the address space
      */
     public static Tensor wrapDevicePointer(Device device, long devicePtr, DType dtype, long... shape) {
-        Objects.requireNonNull(device, "device");
+        Checks.notNull(device, "device");
         Objects.requireNonNull(dtype, "dtype");
         if (!device.isCuda())
             throw new IllegalArgumentException("device is " + device + ": wrapDevicePointer is for CUDA memory; wrap host "

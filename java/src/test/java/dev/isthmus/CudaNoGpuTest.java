@@ -117,10 +117,12 @@ class CudaNoGpuTest {
     @Test
     void factoriesValidateTheirArguments() {
         refuses(NullPointerException.class, () -> Tensor.allocate(null, Device.cpu(), 2), "dtype");
-        refuses(NullPointerException.class, () -> Tensor.allocate(DType.F32, (Device) null, 2), "device");
+        refuses(IllegalArgumentException.class, () -> Tensor.allocate(DType.F32, (Device) null, 2), "device is null");
         refuses(IllegalArgumentException.class, () -> Tensor.allocate(DType.F32, FAKE, 2, -1), "shape");
         refuses(IllegalArgumentException.class, () -> Tensor.allocate(DType.F32, FAKE), "shape");
-        refuses(NullPointerException.class, () -> Tensor.wrapDevicePointer(null, PTR, DType.F32, 2), "device");
+        refuses(IllegalArgumentException.class, () -> Tensor.wrapDevicePointer(null, PTR, DType.F32, 2), "device is null");
+        refuses(IllegalArgumentException.class, () -> Event.create(null), "device is null");
+        refuses(IllegalArgumentException.class, () -> Stream.create(null), "device is null");
         refuses(NullPointerException.class, () -> Tensor.wrapDevicePointer(FAKE, PTR, null, 2), "dtype");
         refuses(IllegalArgumentException.class, () -> Tensor.wrapDevicePointer(Device.cpu(), PTR, DType.F32, 2),
                 "cpu", "Tensor.wrap");

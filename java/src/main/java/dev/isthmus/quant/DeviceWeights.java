@@ -22,8 +22,9 @@ import dev.isthmus.internal.CudaKernels;
  * try (Tensor w = Tensor.of(weights, n, k);                            // f32 [N, K] on the host
  *      DeviceWeights dw = DeviceWeights.quantize(w, QuantScheme.int8PerRow(), gpu);
  *      Tensor x = hostX.to(gpu);
- *      Tensor y = Ops.matmul(x, dw)) {                                 // f32 [M, N] on the GPU
- *     float[] out = y.to(Device.cpu()).toFloatArray();   // (close that copy too)
+ *      Tensor y = Ops.matmul(x, dw);                                   // f32 [M, N] on the GPU
+ *      Tensor yHost = y.to(Device.cpu())) {                            // a host copy, closed too
+ *     float[] out = yHost.toFloatArray();
  * }
  * }</pre>
  */
