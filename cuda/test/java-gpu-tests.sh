@@ -3,8 +3,9 @@
 # that cuda/test/prepare-java.sh put in .device-java/ (DEVICE_JAVA=... for another folder), against the
 # libisthmus.so and libisthmus_cuda.so in LIBDIR (device-check.sh passes its build folder). Class path, so
 # --enable-native-access=ALL-UNNAMED. Prints the JUnit console tree (ASCII) and its summary; exit status 0 when
-# nothing failed (tests skipped for want of a GPU count as passing: read the summary), 1 on a failure, 2 when no
-# test was found (a wrong class path). With both -D paths set the loaders never look for jar-embedded libraries.
+# nothing failed, 1 on a failure, 2 when no test was found (a wrong class path). -Disthmus.test.requireGpu=true:
+# on the GPU machine a test skipped for want of a GPU means a broken setup, so CudaTestSupport fails it instead.
+# With both -D paths set the loaders never look for jar-embedded libraries.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 DJ=${DEVICE_JAVA:-.device-java}
@@ -20,7 +21,7 @@ CP=$DJ/lib/isthmus-tests.jar:$DJ/lib/isthmus.jar:$DJ/lib/isthmus-bindings.jar:$D
 TMP=$(mktemp -d)   # JCuda extracts its natives into java.io.tmpdir
 trap 'rm -rf "$TMP"' EXIT
 "$DJ/jre/bin/java" --enable-native-access=ALL-UNNAMED -Xss8m -Djava.io.tmpdir="$TMP" \
-    -Disthmus.library.path="$LIBDIR/libisthmus.so" -Disthmus.cuda.library.path="$LIBDIR/libisthmus_cuda.so" \
+    -Disthmus.test.requireGpu=true -Disthmus.library.path="$LIBDIR/libisthmus.so" -Disthmus.cuda.library.path="$LIBDIR/libisthmus_cuda.so" \
     -jar "$DJ/lib/junit-platform-console-standalone.jar" execute --class-path "$CP" \
     --select-class dev.isthmus.CudaDeviceTest --select-class dev.isthmus.CudaJCudaInteropTest \
     --details=tree --details-theme=ascii --disable-banner --disable-ansi-colors --fail-if-no-tests

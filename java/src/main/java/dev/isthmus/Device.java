@@ -24,6 +24,11 @@ import java.util.Optional;
  * runtime's; {@code cuDevicePrimaryCtxRetain} in the driver API), which is what lets memory and streams from JCuda
  * or PyTorch be used (see {@link Tensor#wrapDevicePointer} and {@link Stream#wrap}).
  *
+ * <p><b>The calling thread's current context.</b> Every isthmus CUDA call makes the device's primary context current
+ * on the calling thread ({@code cudaSetDevice}), and leaves it current. A JCuda (driver API) user who made a context
+ * of their own current on that thread ({@code cuCtxCreate} + {@code cuCtxSetCurrent}) finds it replaced after the
+ * call: make it current again, or use the primary context ({@code cuDevicePrimaryCtxRetain}) throughout.
+ *
  * <pre>{@code
  * Device dev = Device.isCudaAvailable() ? Device.cuda(0) : Device.cpu();
  * try (Tensor x = hostTensor.to(dev)) { ... }

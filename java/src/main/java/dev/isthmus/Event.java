@@ -51,7 +51,12 @@ public final class Event implements AutoCloseable {
             Cuda.check(IsthmusCuda.isthmus_cuda_event_create(device.index(), out), "Event.create " + device);
             h = out.get(ValueLayout.ADDRESS, 0).address();
         }
-        return new Event(device, h);
+        try {
+            return new Event(device, h);
+        } catch (RuntimeException | Error e) {
+            IsthmusCuda.isthmus_cuda_event_destroy(device.index(), Cuda.ptr(h)); // a status, never throws
+            throw e;
+        }
     }
 
     /** The device. */

@@ -6,7 +6,9 @@ import dev.isthmus.bindings.isthmus_gemm_s8_args;
 import dev.isthmus.bindings.isthmus_gemm_s8_s32_args;
 import dev.isthmus.bindings.isthmus_rmsnorm_args;
 import dev.isthmus.bindings.isthmus_swiglu_args;
+import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.CudaKernels;
 import dev.isthmus.quant.DeviceWeights;
@@ -172,18 +174,21 @@ public final class Ops {
      *
      * <p>Agreement with the CPU: for F32 activations and weights with one scale per row or per tensor, the result is
      * bit-identical to {@link #matmul(Tensor, PackedWeights)} with weights quantized by the same scheme; with groups,
-     * it is within {@code 2^-22 * sum_g |acc_g * sa_g * sw_g|} of the exact value (the f32 sum over groups runs in a
-     * kernel-dependent order).
+     * the f32 sum over groups runs in a kernel-dependent order and the result is, as isthmus_cuda.h guarantees,
+     * within {@code (G + 3) * 2^-24 * (sum_g |acc_g * sa_g * sw_g| + |bias[n]|)} of the exact value,
+     * {@code G = ceil(K / group)} (each term is rounded at most twice before the sum, a sum of G terms in any order
+     * adds at most G - 1 roundings, the bias one more).
+     *
+     * <p>A literal {@code Ops.matmul(x, null)} does not compile: it is ambiguous between this method and
+     * {@link #matmul(Tensor, PackedWeights)}. Cast the null ({@code (DeviceWeights) null}) to get the
+     * {@code "w is null"} IllegalArgumentException.
      *
      * @throws IllegalArgumentException naming the argument: a null, tensors on different devices ("x is on cpu but w
      *                                  is on cuda:0"), a wrong dtype or shape, inner dimensions that differ
      * @throws IllegalStateException    for a closed tensor or weights
      */
     public static Tensor matmul(Tensor x, DeviceWeights w) {
-        Checks.notNull(x, "x");
-        Device d = deviceOf(w);
-        Checks.sameDevice(x, "x", d, "w");
-        Checks.deviceMatrix(x, "x", DType.F32, DType.BF16);
+        Device d = validateMatmul(x, w, null, null, null, false);
         return deviceOutput(DType.F32, d, x.dim(0), w.n(), y -> matmul(x, w, null, y, null));
     }
 
@@ -212,14 +217,8 @@ public final class Ops {
      * @throws IsthmusException         for a failure the CUDA library reports (a launch error, out of memory)
      */
     public static void matmul(Tensor x, DeviceWeights w, Tensor bias, Tensor out, Stream stream) {
-        Checks.notNull(x, "x");
-        Device d = deviceOf(w);
-        checkDevices(d, stream, x, "x", bias, "bias", out, "out");
-        Checks.deviceMatrix(x, "x", DType.F32, DType.BF16);
+        Device d = validateMatmul(x, w, bias, out, stream, true);
         long m = x.dim(0), k = x.dim(1);
-        checkDeviceWeights(w, k, "x", x);
-        checkDeviceBiasOut(bias, out, m, w.n(), x, "x", DType.F32, DType.BF16);
-        noWeightOverlap(out, w);
         QuantScheme ws = w.scheme();
         boolean grouped = ws.granularity() == QuantScheme.Granularity.PER_GROUP;
         long group = grouped ? ws.group() : 0;
@@ -245,9 +244,7 @@ public final class Ops {
     /** {@code Y = (Aq . W^T) * scales} on a CUDA device for activations already quantized there; a new owned F32
      *  tensor, computed before this returns. */
     public static Tensor matmul(QuantizedTensor a, DeviceWeights w) {
-        Checks.notNull(a, "a");
-        Device d = deviceOf(w);
-        Checks.sameDevice(a.values(), "a", d, "w");
+        Device d = validateMatmul(a, w, null, null, null, false);
         return deviceOutput(DType.F32, d, a.rows(), w.n(), y -> matmul(a, w, null, y, null));
     }
 
@@ -259,27 +256,15 @@ public final class Ops {
      * @param out F32 or BF16 {@code [M, N]} on the weights' device
      */
     public static void matmul(QuantizedTensor a, DeviceWeights w, Tensor bias, Tensor out, Stream stream) {
-        Checks.notNull(a, "a");
-        Device d = deviceOf(w);
+        Device d = validateMatmul(a, w, bias, out, stream, true);
         Tensor av = a.values();
-        checkDevices(d, stream, av, "a", bias, "bias", out, "out");
-        Checks.deviceMatrix(av, "a.values", DType.I8);
         QuantScheme as = a.scheme();
-        if (!as.isNative())
-            throw new IllegalArgumentException("a has scheme " + as + ", which has no CUDA kernel");
         long m = av.dim(0), k = av.dim(1);
-        checkDeviceWeights(w, k, "a", av);
-        if (as.granularity() == QuantScheme.Granularity.PER_GROUP && as.group() != w.scheme().group())
-            throw new IllegalArgumentException("a is quantized per group of " + as.group() + " but w has "
-                    + w.scheme() + ": per-group activations need the weights' group");
-        checkDeviceBiasOut(bias, out, m, w.n(), av, "a", DType.F32, DType.BF16);
-        noWeightOverlap(out, w);
-        Checks.noDeviceOverlap(out, "out", a.scales(), "a.scales");
         Cuda.require("matmul on " + d);
         onStream(d, stream, (s, h) -> {
             try (Tensor.Lease la = av.lease(); Tensor.Lease ls = a.scales().lease(); Tensor.Lease lw = w.values().lease();
                  Tensor.Lease lws = w.scales().lease(); Tensor.Lease lb = lease(bias); Tensor.Lease lo = out.lease()) {
-                CudaKernels.Gemm g = gemm(d, m, k, av.devicePointer(), ld(av), as.granularity().ordinal(),
+                CudaKernels.Gemm g = gemm(d, m, k, av.devicePointer(), ld(av), CudaKernels.granularity(as),
                         a.scales().devicePointer(), w, bias, out);
                 run(g, s, h, "matmul a " + Checks.shape(av) + " . w [" + w.n() + ", " + w.k() + "] on " + d);
             }
@@ -288,10 +273,7 @@ public final class Ops {
 
     /** Exact int32 {@code C = Aq . Wq^T} on a CUDA device; a new owned I32 tensor, computed before this returns. */
     public static Tensor matmulInt32(Tensor a, DeviceWeights w) {
-        Checks.notNull(a, "a");
-        Device d = deviceOf(w);
-        Checks.sameDevice(a, "a", d, "w");
-        Checks.deviceMatrix(a, "a", DType.I8);
+        Device d = validateMatmulInt32(a, w, null, null, false);
         return deviceOutput(DType.I32, d, a.dim(0), w.n(), c -> matmulInt32(a, w, c, null));
     }
 
@@ -303,19 +285,16 @@ public final class Ops {
      * @param out I32 {@code [M, N]} on the same device
      */
     public static void matmulInt32(Tensor a, DeviceWeights w, Tensor out, Stream stream) {
-        Checks.notNull(a, "a");
-        Device d = deviceOf(w);
-        checkDevices(d, stream, a, "a", null, "bias", out, "out");
-        Checks.deviceMatrix(a, "a", DType.I8);
+        Device d = validateMatmulInt32(a, w, out, stream, true);
         long m = a.dim(0), k = a.dim(1);
-        checkDeviceWeights(w, k, "a", a);
-        checkDeviceBiasOut(null, out, m, w.n(), a, "a", DType.I32);
-        noWeightOverlap(out, w);
         Cuda.require("matmulInt32 on " + d);
         onStream(d, stream, (s, h) -> {
             try (Tensor.Lease la = a.lease(); Tensor.Lease lw = w.values().lease(); Tensor.Lease lo = out.lease()) {
-                CudaKernels.Gemm g = new CudaKernels.Gemm(d.index(), m, w.n(), k, a.devicePointer(), ld(a), 1, 0,
-                        w.values().devicePointer(), ld(w.values()), w.scheme().granularity().ordinal(), 0, 0, 0,
+                // S32 output uses no scales: both sides are described as PER_ROW with group 0, which the native
+                // validate() accepts for any weights (PER_GROUP would need the group, and is meaningless here)
+                int perRow = IsthmusCuda.ISTHMUS_CUDA_SCALE_PER_ROW();
+                CudaKernels.Gemm g = new CudaKernels.Gemm(d.index(), m, w.n(), k, a.devicePointer(), ld(a), perRow, 0,
+                        w.values().devicePointer(), ld(w.values()), perRow, 0, 0, 0,
                         out.devicePointer(), DType.I32, ld(out));
                 run(g, s, h, "matmulInt32 a " + Checks.shape(a) + " . w [" + w.n() + ", " + w.k() + "] on " + d);
             }
@@ -328,7 +307,7 @@ public final class Ops {
         QuantScheme ws = w.scheme();
         long group = ws.granularity() == QuantScheme.Granularity.PER_GROUP ? ws.group() : 0;
         return new CudaKernels.Gemm(d.index(), m, w.n(), k, a, lda, aGran, aScales, w.values().devicePointer(),
-                ld(w.values()), ws.granularity().ordinal(), group, w.scales().devicePointer(),
+                ld(w.values()), CudaKernels.granularity(ws), group, w.scales().devicePointer(),
                 bias == null ? 0 : bias.devicePointer(), out.devicePointer(), out.dtype(), ld(out));
     }
 
@@ -337,7 +316,7 @@ public final class Ops {
                 g.ldw(), g.wGranularity(), g.group(), g.wScales(), g.bias(), g.y(), g.yType(), g.ldy());
     }
 
-    /** Launches g with the workspace it needs from the stream's scratch (the caller holds the stream's monitor). */
+    /** Launches g with the workspace it needs from the stream's scratch (the caller holds the stream's lock()). */
     private static void run(CudaKernels.Gemm g, Stream s, long h, String what) {
         long wsBytes = g.workspaceSize(what);
         long ws = wsBytes == 0 ? 0 : s.scratch(wsBytes);
@@ -349,24 +328,84 @@ public final class Ops {
     }
 
     /**
-     * Runs work on {@code stream} (holding its lease and monitor while it enqueues), or, for null, on a wrapper of the
+     * Runs work on {@code stream} (holding its lease and lock while it enqueues), or, for null, on a wrapper of the
      * legacy default stream that is synchronized and closed (freeing its scratch) before this returns.
      */
     private static void onStream(Device d, Stream stream, StreamWork work) {
         if (stream != null) {
             try (Tensor.Lease l = stream.lease()) {
-                synchronized (stream) {
+                synchronized (stream.lock()) {
                     work.run(stream, stream.handle());
                 }
             }
             return;
         }
         try (Stream s = Stream.wrap(d, 0)) {
-            synchronized (s) {
+            synchronized (s.lock()) {
                 work.run(s, 0);
             }
             s.synchronize();
         }
+    }
+
+    /**
+     * The checks of {@code matmul(x, w[, bias, out, stream])} on a CUDA device, all before anything is allocated or
+     * launched: devices first (mixing names both), then x's dtype and shape, K against w's, and, with an output
+     * ({@code withOut}), bias, out and their overlaps. Returns w's device.
+     */
+    private static Device validateMatmul(Tensor x, DeviceWeights w, Tensor bias, Tensor out, Stream stream,
+                                         boolean withOut) {
+        Checks.notNull(x, "x");
+        Device d = deviceOf(w);
+        if (withOut) checkDevices(d, stream, x, "x", bias, "bias", out, "out");
+        else Checks.sameDevice(x, "x", d, "w");
+        Checks.deviceMatrix(x, "x", DType.F32, DType.BF16);
+        checkDeviceWeights(w, x.dim(1), "x", x);
+        if (withOut) {
+            checkDeviceBiasOut(bias, out, x.dim(0), w.n(), x, "x", DType.F32, DType.BF16);
+            noWeightOverlap(out, w);
+        }
+        return d;
+    }
+
+    /** As {@link #validateMatmul(Tensor, DeviceWeights, Tensor, Tensor, Stream, boolean)} for quantized activations. */
+    private static Device validateMatmul(QuantizedTensor a, DeviceWeights w, Tensor bias, Tensor out, Stream stream,
+                                         boolean withOut) {
+        Checks.notNull(a, "a");
+        Device d = deviceOf(w);
+        Tensor av = a.values();
+        if (withOut) checkDevices(d, stream, av, "a", bias, "bias", out, "out");
+        else Checks.sameDevice(av, "a", d, "w");
+        Checks.deviceMatrix(av, "a.values", DType.I8);
+        Checks.deviceUsable(a.scales(), "a.scales");
+        QuantScheme as = a.scheme();
+        if (!as.isNative())
+            throw new IllegalArgumentException("a has scheme " + as + ", which has no CUDA kernel");
+        checkDeviceWeights(w, av.dim(1), "a", av);
+        if (as.granularity() == QuantScheme.Granularity.PER_GROUP && as.group() != w.scheme().group())
+            throw new IllegalArgumentException("a is quantized per group of " + as.group() + " but w has "
+                    + w.scheme() + ": per-group activations need the weights' group");
+        if (withOut) {
+            checkDeviceBiasOut(bias, out, av.dim(0), w.n(), av, "a", DType.F32, DType.BF16);
+            noWeightOverlap(out, w);
+            Checks.noDeviceOverlap(out, "out", a.scales(), "a.scales");
+        }
+        return d;
+    }
+
+    /** As {@link #validateMatmul(Tensor, DeviceWeights, Tensor, Tensor, Stream, boolean)} for the int32 GEMM. */
+    private static Device validateMatmulInt32(Tensor a, DeviceWeights w, Tensor out, Stream stream, boolean withOut) {
+        Checks.notNull(a, "a");
+        Device d = deviceOf(w);
+        if (withOut) checkDevices(d, stream, a, "a", null, "bias", out, "out");
+        else Checks.sameDevice(a, "a", d, "w");
+        Checks.deviceMatrix(a, "a", DType.I8);
+        checkDeviceWeights(w, a.dim(1), "a", a);
+        if (withOut) {
+            checkDeviceBiasOut(null, out, a.dim(0), w.n(), a, "a", DType.I32);
+            noWeightOverlap(out, w);
+        }
+        return d;
     }
 
     private static Tensor deviceOutput(DType type, Device d, long rows, long cols, java.util.function.Consumer<Tensor> fill) {
@@ -374,7 +413,7 @@ public final class Ops {
         try {
             fill.accept(out);
         } catch (RuntimeException | Error e) {
-            out.close();
+            Cleanup.closeQuietly(out, e);
             throw e;
         }
         return out;

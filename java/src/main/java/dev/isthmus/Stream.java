@@ -2,6 +2,7 @@ package dev.isthmus;
 
 import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.Leases;
 import dev.isthmus.internal.Resources;
@@ -11,10 +12,18 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * A CUDA stream: an ordered queue of device work. Ops and copies given a {@code Stream} enqueue their work and
- * return without waiting (the CUDA rule); {@link #synchronize()} waits, and reports an error a kernel hit on the
- * device (an {@link IsthmusException} with status {@link IsthmusException#DEVICE}). The forms of ops and copies
- * without a {@code Stream} run on the device's legacy default stream and wait before they return.
+ * A CUDA stream: an ordered queue of device work. Ops and device-to-device copies given a {@code Stream} enqueue
+ * their work and return without waiting (the CUDA rule); {@link #synchronize()} waits, and reports an error a kernel
+ * hit on the device (an {@link IsthmusException} with status {@link IsthmusException#DEVICE}). Copies between host
+ * and device memory ({@link Tensor#copyFrom(Tensor, Stream)}) are queued on the stream too but wait for it before
+ * they return, since the host memory is only leased for the call. The forms of ops and copies with a {@code null}
+ * stream run on the device's legacy default stream and wait before they return.
+ *
+ * <p><b>Ordering with non-blocking streams.</b> Streams from {@link #create(Device)} do not wait for the legacy
+ * default stream, nor it for them: a {@code null}-stream op or copy may run while a kernel queued on such a stream
+ * is still writing its input. Synchronize that stream first (or order the two with {@link Event}s).
+ * {@link Tensor#to(Device)} is the exception: it waits for the whole device ({@link Device#synchronize()}) before
+ * copying, so {@code y.to(Device.cpu())} after an op on any stream reads the finished result.
  *
  * <p>Two kinds:
  * <ul>
@@ -23,7 +32,8 @@ import java.lang.foreign.ValueLayout;
  *   <li>{@link #wrap(Device, long)}: a {@code cudaStream_t} / {@code CUstream} the caller owns (from JCuda, the CUDA
  *       runtime, PyTorch), or {@code 0} for the legacy default stream: {@code close()} never destroys it. The stream
  *       must belong to the device's <b>primary context</b> (the CUDA runtime's; with JCuda's driver API, create it
- *       after {@code cuDevicePrimaryCtxRetain} + {@code cuCtxSetCurrent}), as isthmus_cuda.h requires.</li>
+ *       after {@code cuDevicePrimaryCtxRetain} + {@code cuCtxSetCurrent}), as isthmus_cuda.h requires. isthmus
+ *       cannot check the handle: a wrong one can crash the process (see {@link #wrap}).</li>
  * </ul>
  * A stream keeps a device scratch buffer for the ops that need one (the activation quantization of
  * {@link Ops#matmul(Tensor, dev.isthmus.quant.DeviceWeights, Tensor, Tensor, Stream)} and split-K workspaces), grown
@@ -36,7 +46,7 @@ import java.lang.foreign.ValueLayout;
  * try (Stream s = Stream.create(gpu);
  *      Tensor x = Tensor.allocate(DType.F32, gpu, m, k);
  *      Tensor y = Tensor.allocate(DType.F32, gpu, m, n)) {
- *     x.copyFrom(hostX, s);                       // async H2D
+ *     x.copyFrom(hostX, s);                       // H2D: queued, then waits for s (host memory)
  *     Ops.matmul(x, weights, null, y, s);         // async
  *     y.copyTo(hostY, s);                         // D2H
  *     s.synchronize();                            // hostY is ready; device errors surface here
@@ -49,7 +59,12 @@ public final class Stream implements AutoCloseable {
     private final boolean owned;
     private final Leases leases = new Leases();
     private final Resources.Handle accounting;
-    /** Device scratch for ops (guarded by this). */
+    /**
+     * Held by ops while they enqueue on this stream and guards the scratch: a private object, so code that
+     * synchronizes on the public Stream cannot block or break it.
+     */
+    private final Object lock = new Object();
+    /** Device scratch for ops (guarded by lock). */
     private long scratch;
     private long scratchBytes;
 
@@ -88,6 +103,9 @@ public final class Stream implements AutoCloseable {
      * {@code new CUstream()} after {@code cuStreamCreate}, read with {@code getNativePointer()}), or {@code 0} for the
      * legacy default stream. No copy, no ownership: {@link #close()} frees only isthmus's scratch, never the stream.
      * The stream must live in {@code device}'s primary context and outlive this object; isthmus cannot check either.
+     * <b>A wrong handle can crash the process</b>: the CUDA runtime dereferences a {@code cudaStream_t} as a pointer
+     * to its own structures, so a bogus or destroyed one is undefined behaviour in native code (typically a
+     * segmentation fault of the JVM), outside the guarantee that user input never crashes the JVM.
      *
      * @throws IllegalArgumentException for a null or CPU device
      */
@@ -163,7 +181,7 @@ public final class Stream implements AutoCloseable {
             e.record(this);
             return e;
         } catch (RuntimeException | Error x) {
-            e.close();
+            Cleanup.closeQuietly(e, x);
             throw x;
         }
     }
@@ -178,14 +196,21 @@ public final class Stream implements AutoCloseable {
         return r::run;
     }
 
+    /** The lock ops hold while they enqueue on this stream (and use its {@link #scratch}). */
+    Object lock() {
+        return lock;
+    }
+
     /**
      * At least {@code bytes} of device scratch for an op on this stream, valid until the next call of this method;
-     * callers hold this stream's monitor from here until their work is enqueued (calls on one stream are ordered, so
-     * the next op's use waits for this one's on the device).
+     * callers hold {@link #lock()} from here until their work is enqueued (calls on one stream are ordered, so the
+     * next op's use waits for this one's on the device). Grows to {@code max(bytes, 2 * old)}, or to exactly
+     * {@code bytes} when that larger allocation fails.
      */
     long scratch(long bytes) {
+        assert Thread.holdsLock(lock);
         if (bytes <= scratchBytes) return scratch;
-        long grown = Math.max(bytes, scratchBytes * 2);
+        long grown = Math.max(bytes, scratchBytes > Long.MAX_VALUE / 2 ? bytes : scratchBytes * 2);
         if (scratch != 0) {
             long old = scratch, oldBytes = scratchBytes;
             scratch = 0;
@@ -193,7 +218,18 @@ public final class Stream implements AutoCloseable {
             accounting.grow(-oldBytes);
             Cuda.free(device.index(), old, "Stream scratch " + this); // waits for the device: in-flight users finish
         }
-        scratch = Cuda.malloc(device.index(), grown, "Stream scratch " + this);
+        try {
+            scratch = Cuda.malloc(device.index(), grown, "Stream scratch " + this);
+        } catch (IsthmusException e) {
+            if (grown == bytes) throw e;
+            grown = bytes; // the doubling is an optimization: retry with what this op needs
+            try {
+                scratch = Cuda.malloc(device.index(), grown, "Stream scratch " + this);
+            } catch (RuntimeException | Error e2) {
+                e2.addSuppressed(e);
+                throw e2;
+            }
+        }
         scratchBytes = grown;
         accounting.grow(grown);
         return scratch;
@@ -209,17 +245,21 @@ public final class Stream implements AutoCloseable {
     public void close() {
         if (!leases.markClosed(this)) return;
         try {
-            synchronized (this) {
-                if (scratch != 0) {
-                    long s = scratch;
-                    scratch = 0;
-                    scratchBytes = 0;
-                    Cuda.free(device.index(), s, "Stream.close " + this);
+            try {
+                synchronized (lock) {
+                    if (scratch != 0) {
+                        long s = scratch;
+                        scratch = 0;
+                        scratchBytes = 0;
+                        Cuda.free(device.index(), s, "Stream.close " + this);
+                    }
                 }
-            }
-            if (owned) {
-                Cuda.require("Stream.close");
-                Cuda.check(IsthmusCuda.isthmus_cuda_stream_destroy(device.index(), Cuda.ptr(handle)), "Stream.close " + this);
+            } finally { // the stream is destroyed even when freeing the scratch failed
+                if (owned) {
+                    Cuda.require("Stream.close");
+                    Cuda.check(IsthmusCuda.isthmus_cuda_stream_destroy(device.index(), Cuda.ptr(handle)),
+                            "Stream.close " + this);
+                }
             }
         } finally {
             accounting.close();

@@ -2,6 +2,7 @@ package dev.isthmus;
 
 import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.Leases;
 import dev.isthmus.internal.Resources;
@@ -14,7 +15,11 @@ import java.util.Objects;
 
 /**
  * An n-dimensional array in native memory: shape, strides (in elements), {@link DType}, and a
- * {@link MemorySegment} whose lifetime is an {@link Arena}.
+ * {@link MemorySegment} whose lifetime is an {@link Arena}; or, on a CUDA {@link Device}, device memory
+ * ({@link #allocate(DType, Device, long...)}, {@link #wrapDevicePointer}, {@link #to(Device)}) that the host cannot
+ * read: its {@link #device()} says where, {@link #devicePointer()} gives the address, copies go through
+ * {@link #to(Device)} and {@link #copyFrom(Tensor, Stream)}, and host accessors throw. Every device tensor, wrapped
+ * ones included, is closed by {@link #close()} (freeing only memory it owns).
  *
  * <p>Who owns the memory decides what {@link #close()} does:
  * <ul>
@@ -35,7 +40,8 @@ import java.util.Objects;
  * in debug mode, listed by {@link Isthmus#openResources()} until closed.
  *
  * <p><b>Errors.</b> A null {@code dtype}, {@code arena}, {@code segment} or {@code strides} given to a factory is a
- * {@link NullPointerException} naming it; a null or empty shape, a dimension {@code < 1}, a stride {@code < 1},
+ * {@link NullPointerException} naming it (a null {@link Device} is an {@link IllegalArgumentException}
+ * {@code "device is null"}, as everywhere in the CUDA API); a null or empty shape, a dimension {@code < 1}, a stride {@code < 1},
  * data of the wrong length, a view whose segment is too small (sliced past its end) or whose extent overflows,
  * row bounds out of range and an accessor of another dtype are an {@link IllegalArgumentException} naming the
  * argument; an element index out of range is an {@link IndexOutOfBoundsException}. Memory whose arena is closed
@@ -74,8 +80,9 @@ public final class Tensor implements AutoCloseable {
 
     /**
      * Held by every op for the length of its native call: while a lease is open, {@link #close()} of a
-     * tensor that owns its memory fails instead of freeing memory native code is using. Tensors that
-     * borrow memory get a no-op lease: their arena's owner must not close it during a call.
+     * tensor that owns its memory, and of any CUDA tensor, fails instead of freeing (or marking closed) memory
+     * native code is using. Host tensors that borrow memory get a no-op lease: their arena's owner must not close
+     * it during a call.
      */
     public interface Lease extends AutoCloseable {
         /** The lease of borrowed memory: nothing to hold. */
@@ -90,12 +97,25 @@ public final class Tensor implements AutoCloseable {
      * Ops do this themselves; call it when handing {@link #segment()} to native code of your own.
      */
     public Lease lease() {
-        if (parent != null) return parent.lease();
         if (segment == null) {
-            if (!ownsDevice) return Lease.NONE;
+            // every device tensor has its own closed flag (borrowed memory too); a view also leases its parent
             Runnable release = leases.acquire(this);
-            return release::run;
+            if (parent == null) return release::run;
+            try {
+                Lease p = parent.lease();
+                return () -> {
+                    try {
+                        p.close();
+                    } finally {
+                        release.run();
+                    }
+                };
+            } catch (RuntimeException | Error e) {
+                release.run();
+                throw e;
+            }
         }
+        if (parent != null) return parent.lease();
         if (owned == null) {
             MemorySegment seg = segment; // keeps an automatic arena's memory reachable until close()
             return () -> java.lang.ref.Reference.reachabilityFence(seg);
@@ -158,7 +178,7 @@ public final class Tensor implements AutoCloseable {
         try {
             return new Tensor(arena.allocate(Math.max(bytes, 1), 64), dtype, shape.clone(), rowMajor(shape), arena);
         } catch (RuntimeException | Error e) {
-            arena.close();
+            Cleanup.closeQuietly(arena, e);
             throw e;
         }
     }
@@ -178,13 +198,14 @@ public final class Tensor implements AutoCloseable {
      * work still reads is safe), and counted by {@link Device#ownedBytes()} and the debug mode's
      * {@link Isthmus#openResources()}. Every dtype may live on a device; the CUDA ops take F32, BF16, I8 (S8) and I32.
      *
-     * @throws NullPointerException     for a null dtype or device
-     * @throws IllegalArgumentException for a null or empty shape or a dimension {@code < 1}
+     * @throws NullPointerException     for a null dtype
+     * @throws IllegalArgumentException for a null device ("device is null"), a null or empty shape or a dimension
+     *                                  {@code < 1}
      * @throws IsthmusException         when the device is out of memory ({@link IsthmusException#OUT_OF_MEMORY})
      */
     public static Tensor allocate(DType dtype, Device device, long... shape) {
         Objects.requireNonNull(dtype, "dtype");
-        Objects.requireNonNull(device, "device");
+        Checks.notNull(device, "device");
         if (device.isCpu()) return allocate(dtype, shape);
         return allocateDevice(dtype, device, shape, true);
     }
@@ -201,7 +222,7 @@ public final class Tensor implements AutoCloseable {
             }
             return new Tensor(device, ptr, bytes, dtype, shape.clone(), rowMajor(shape), true, null);
         } catch (RuntimeException | Error e) {
-            Cuda.free(device.index(), ptr, "Tensor.allocate (cleanup)");
+            Cleanup.closeQuietly(() -> Cuda.free(device.index(), ptr, "Tensor.allocate (cleanup)"), e);
             throw e;
         }
     }
@@ -213,7 +234,11 @@ public final class Tensor implements AutoCloseable {
      * be usable in the device's <b>primary context</b> (any {@code cudaMalloc}; with JCuda's driver API, allocate after
      * {@code cuDevicePrimaryCtxRetain} + {@code cuCtxSetCurrent}) and hold at least {@code elementCount * byteSize}
      * bytes from {@code devicePtr}: isthmus cannot check a device pointer's size, a wrong one is undefined behaviour on
-     * the device (reported at the next synchronization, not a JVM crash, but other data may be overwritten).
+     * the device, reported at the next synchronization at best. On systems where the GPU can address host memory
+     * (HMM, ATS: recent drivers on Linux, Grace Hopper) a wrong pointer can make a kernel write <b>host</b> memory,
+     * the JVM's included, and <b>crash the process</b>: isthmus cannot check a device pointer, and the JVM's
+     * guarantee that user input never crashes it does not cover this call. {@link #close()} marks the tensor closed
+     * (later use is an {@link IllegalStateException}) without freeing the memory.
      *
      * <pre>{@code
      * CUdeviceptr p = new CUdeviceptr();
@@ -221,13 +246,13 @@ public final class Tensor implements AutoCloseable {
      * Tensor x = Tensor.wrapDevicePointer(Device.cuda(0), p.getNativePointer(), DType.F32, m, k);
      * }</pre>
      *
-     * @throws NullPointerException     for a null device or dtype
-     * @throws IllegalArgumentException for a CPU device (use {@link #wrap(MemorySegment, DType, long...)}), a null (0)
+     * @throws NullPointerException     for a null dtype
+     * @throws IllegalArgumentException for a null device ("device is null"), a CPU device (use {@link #wrap(MemorySegment, DType, long...)}), a null (0)
      *                                  pointer, one not aligned to the dtype's size, a bad shape, or an extent that
      *                                  passes the end of the address space
      */
     public static Tensor wrapDevicePointer(Device device, long devicePtr, DType dtype, long... shape) {
-        Objects.requireNonNull(device, "device");
+        Checks.notNull(device, "device");
         Objects.requireNonNull(dtype, "dtype");
         if (!device.isCuda())
             throw new IllegalArgumentException("device is " + device + ": wrapDevicePointer is for CUDA memory; wrap host "
@@ -362,12 +387,11 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * True while the memory can be used (the owning arena is open; for a CUDA tensor, not closed; a wrapped device
-     * pointer is always taken to be alive: its owner frees it).
+     * True while the memory can be used: for host memory, while its arena is open; for a CUDA tensor (owned, wrapped
+     * with {@link #wrapDevicePointer} or a row view), until its {@link #close()} (and, for a view, its parent's).
      */
     public boolean isAlive() {
-        if (parent != null && segment == null) return parent.isAlive();
-        if (segment == null) return !ownsDevice || !leases.isClosed();
+        if (segment == null) return !leases.isClosed() && (parent == null || parent.isAlive());
         return segment.scope().isAlive();
     }
 
@@ -527,10 +551,12 @@ public final class Tensor implements AutoCloseable {
 
     /**
      * A copy of this tensor on {@code target}, as a new owned, row-major tensor (also when {@code target} is this
-     * tensor's own device). Copies that involve a CUDA device run on that device's legacy default stream and
-     * <b>wait until the copy is done</b> ({@code to} synchronizes): the result is ready to use, and an earlier error on
-     * the device surfaces here. For asynchronous copies use {@link #copyFrom(Tensor, Stream)}. Copying between two
-     * CUDA devices is not supported (copy through the CPU).
+     * tensor's own device). Synchronous: when a CUDA device is involved, {@code to} first waits for <b>all</b> work
+     * queued on that device, on every stream ({@link Device#synchronize()}: so a kernel still writing this tensor on
+     * a non-blocking {@link Stream#create created} stream finishes before it is read), then copies on the legacy
+     * default stream and waits until the copy is done: the result is ready to use, and an earlier error on the device
+     * surfaces here. For asynchronous copies use {@link #copyFrom(Tensor, Stream)}. Copying between two CUDA devices
+     * is not supported (copy through the CPU).
      *
      * <pre>{@code
      * try (Tensor onGpu = hostX.to(Device.cuda(0));
@@ -552,44 +578,58 @@ public final class Tensor implements AutoCloseable {
             try (Lease l = lease()) {
                 MemorySegment.copy(host(), 0, out.segment, 0, byteSizeOf(dtype, shape));
             } catch (RuntimeException | Error e) {
-                out.close();
+                Cleanup.closeQuietly(out, e);
                 throw e;
             }
             return out;
         }
+        Device cuda = device.isCuda() ? device : target;
+        Cuda.require("Tensor.to " + target);
         Tensor out = target.isCpu() ? allocate(dtype, shape) : allocateDevice(dtype, target, shape, false);
         try {
+            // streams from Stream.create do not wait for the legacy default stream: wait for every stream first
+            Cuda.check(IsthmusCuda.isthmus_cuda_device_synchronize(cuda.index()), "Tensor.to " + target
+                    + " (waiting for " + cuda + ")");
             copy(this, "this", out, "target", null);
         } catch (RuntimeException | Error e) {
-            out.close();
+            Cleanup.closeQuietly(out, e);
             throw e;
         }
         return out;
     }
 
     /**
-     * Queues a copy of {@code src} into this tensor on {@code stream} and returns without waiting (host to device,
-     * device to host, or within one device). Both tensors have the same dtype and shape and are contiguous; the CUDA
-     * side(s) must be on the stream's device. Call {@link Stream#synchronize()} before reading the result or freeing
-     * {@code src}; closing a CUDA tensor waits for the device by itself. With host memory from a Java {@link Arena}
-     * (pageable), CUDA stages the copy: a host-to-device copy has read the host memory when this returns, a
-     * device-to-host copy has completed when this returns.
+     * Copies {@code src} into this tensor on {@code stream} (host to device, device to host, or within one device).
+     * Both tensors have the same dtype and shape and are contiguous; the CUDA side(s) must be on the stream's device.
+     * <ul>
+     *   <li><b>Device to device</b>: queued on the stream; returns without waiting. Call {@link Stream#synchronize()}
+     *       before reading the result; closing a CUDA tensor waits for the device by itself.</li>
+     *   <li><b>Host to device, device to host</b>: queued on the stream after the work already there, then this
+     *       <b>waits for the stream</b> ({@link Stream#synchronize()}) before it returns, so the host memory is done
+     *       with and, device to host, written, whatever kind it is (pinned memory, e.g. JCuda's {@code cuMemAllocHost}
+     *       wrapped with {@link #wrap(MemorySegment, DType, long...)}, would otherwise still be read or written by
+     *       the device after its lease ended). Device errors of earlier work on the stream surface here.</li>
+     * </ul>
+     * A {@code null} stream means the device's legacy default stream, and the call waits for the copy in every
+     * direction; it does not wait for work on non-blocking streams ({@link Stream#create}): synchronize those first,
+     * or use {@link #to(Device)}, which waits for the whole device.
      *
-     * @throws IllegalArgumentException naming src, this, stream: a null, a dtype or shape mismatch, a tensor that is
-     *                                  not contiguous, a read-only or heap destination, overlapping tensors, devices
+     * @throws IllegalArgumentException naming src, this, stream: a null src, a dtype or shape mismatch, a tensor that
+     *                                  is not contiguous, a read-only or heap destination, overlapping tensors, devices
      *                                  that do not match the stream's, or two CPU tensors
      * @throws IllegalStateException    for a closed tensor or stream
      */
     public void copyFrom(Tensor src, Stream stream) {
         Checks.notNull(src, "src");
-        Checks.notNull(stream, "stream");
         copy(src, "src", this, "this", stream);
     }
 
-    /** Queues a copy of this tensor into {@code dst} on {@code stream}: {@code dst.copyFrom(this, stream)}. */
+    /**
+     * Copies this tensor into {@code dst} on {@code stream} (or the legacy default stream for null):
+     * {@code dst.copyFrom(this, stream)}, with the same waiting rules (host memory involved: waits for the stream).
+     */
     public void copyTo(Tensor dst, Stream stream) {
         Checks.notNull(dst, "dst");
-        Checks.notNull(stream, "stream");
         copy(this, "this", dst, "dst", stream);
     }
 
@@ -601,7 +641,10 @@ public final class Tensor implements AutoCloseable {
                     + " is not contiguous: copies between devices take row-major tensors without gaps");
     }
 
-    /** A copy between two devices (at least one CUDA) on stream, or on the legacy default stream, waiting, if null. */
+    /**
+     * A copy between two devices (at least one CUDA) on stream, or on the legacy default stream if null; waits for the
+     * stream unless both sides are device memory and a stream was given.
+     */
     private static void copy(Tensor src, String srcName, Tensor dst, String dstName, Stream stream) {
         if (stream != null && !stream.isAlive()) throw new IllegalStateException("stream " + stream + " is closed");
         if (src.device.isCpu() && dst.device.isCpu())
@@ -639,12 +682,17 @@ public final class Tensor implements AutoCloseable {
             String what = "copy " + Checks.shape(src) + " " + src.device + " -> " + dst.device;
             Cuda.check(IsthmusCuda.isthmus_cuda_memcpy_async(on.index(), to, from, bytes, kind,
                     Cuda.ptr(h)), what);
-            if (stream == null) Cuda.synchronize(on.index(), 0, what);
+            // host memory is leased only until this returns (and pinned memory is read/written asynchronously):
+            // wait for the stream whenever one side is host memory; device-to-device stays asynchronous
+            if (stream == null || src.device.isCpu() || dst.device.isCpu()) Cuda.synchronize(on.index(), h, what);
         }
     }
 
     /**
-     * Frees the memory if this tensor owns it; otherwise does nothing. Idempotent.
+     * Frees the memory if this tensor owns it. A CUDA tensor that does not own its memory (wrapped with
+     * {@link #wrapDevicePointer}, or a row view) is marked closed without freeing anything: later use of it is an
+     * {@link IllegalStateException}. A host tensor that borrows memory is left as it is (its arena decides).
+     * Idempotent.
      *
      * @throws IllegalStateException if an op on another thread is using the memory right now
      */
@@ -653,6 +701,8 @@ public final class Tensor implements AutoCloseable {
         if (owned != null && leases.markClosed(Checks.shape(this))) {
             owned.close();
             handle.close();
+        } else if (segment == null && !ownsDevice) {
+            leases.markClosed(Checks.shape(this) + " on " + device);
         } else if (ownsDevice && leases.markClosed(Checks.shape(this) + " on " + device)) {
             try {
                 Cuda.free(device.index(), deviceAddress, "Tensor.close " + Checks.shape(this) + " on " + device);

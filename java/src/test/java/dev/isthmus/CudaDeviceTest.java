@@ -17,6 +17,7 @@ import java.util.Random;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -105,38 +106,46 @@ class CudaDeviceTest {
         }
     }
 
+    /** group, M, K: M = 9, K = 1000 runs the SKINNY family; M = 129, K = 1024 (16-byte aligned rows) the MMA family. */
     @ParameterizedTest
-    @ValueSource(ints = {32, 64, 128, 256})
-    void matmulPerGroupIsWithinTheHeadersBound(int group) {
+    @CsvSource({"32, 9, 1000", "64, 9, 1000", "128, 9, 1000", "256, 9, 1000",
+                "32, 129, 1024", "64, 129, 1024", "128, 129, 1024", "256, 129, 1024"})
+    void matmulPerGroupIsWithinTheHeadersBound(int group, int m, int k) {
         Device d = CudaTestSupport.gpu();
-        Random r = new Random(group);
-        int m = 9, n = 40, k = 1000;
+        Random r = new Random(group * 31L + m);
+        int n = 40;
         QuantScheme scheme = QuantScheme.int8PerGroup(group);
+        float[] biasHost = random(r, n);
         try (Tensor w = Tensor.of(random(r, n * k), n, k); Tensor x = Tensor.of(random(r, m * k), m, k);
              QuantizedTensor wq = Quant.quantize(w, scheme); QuantizedTensor xq = Quant.quantize(x, scheme);
              DeviceWeights dw = DeviceWeights.upload(wq, d); Tensor xd = x.to(d);
+             Tensor b = Tensor.of(biasHost, n); Tensor bd = b.to(d);
              Stream s = Stream.create(d); QuantizedTensor aq = Quant.quantize(xd, scheme, s);
              Tensor yd = Tensor.allocate(DType.F32, d, m, n)) {
-            Ops.matmul(aq, dw, null, yd, s);
+            Ops.matmul(aq, dw, bd, yd, s);
             s.synchronize();
-            try (Tensor y = yd.to(Device.cpu()); Tensor aScales = aq.scales().to(Device.cpu())) {
-                assertArrayEquals(xq.scales().toFloatArray(), aScales.toFloatArray(), "device quantization = CPU's");
-                byte[] a = xq.values().toByteArray(), b = wq.values().toByteArray();
+            try (Tensor y = yd.to(Device.cpu()); Tensor aScales = aq.scales().to(Device.cpu());
+                 Tensor aValues = aq.values().to(Device.cpu())) {
+                assertArrayEquals(xq.scales().toFloatArray(), aScales.toFloatArray(), "device quantization scales = CPU's");
+                assertArrayEquals(xq.values().toByteArray(), aValues.toByteArray(), "device quantization values = CPU's");
+                byte[] a = xq.values().toByteArray(), bw = wq.values().toByteArray();
                 float[] sa = xq.scales().toFloatArray(), sw = wq.scales().toFloatArray(), out = y.toFloatArray();
                 int groups = (k + group - 1) / group;
                 for (int i = 0; i < m; i++)
                     for (int j = 0; j < n; j++) {
-                        double exact = 0, bound = 0;
+                        double exact = biasHost[j], sum = 0;
                         for (int g = 0; g < groups; g++) {
                             long acc = 0;
                             for (int kk = g * group; kk < Math.min(k, (g + 1) * group); kk++)
-                                acc += a[i * k + kk] * b[j * k + kk];
+                                acc += a[i * k + kk] * bw[j * k + kk];
                             double term = acc * (double) sa[i * groups + g] * sw[j * groups + g];
                             exact += term;
-                            bound += Math.abs(term);
+                            sum += Math.abs(term);
                         }
-                        double tol = Math.scalb(bound, -22) + Math.ulp((float) exact);
-                        assertEquals(exact, out[i * n + j], tol, "group " + group + " at " + i + "," + j);
+                        // isthmus_cuda.h: within (G + 3) * 2^-24 * (sum_g |acc_g * sa_g * sw_g| + |bias[n]|)
+                        double tol = (groups + 3) * Math.scalb(sum + Math.abs(biasHost[j]), -24);
+                        assertEquals(exact, out[i * n + j], tol,
+                                "group " + group + " m=" + m + " k=" + k + " at " + i + "," + j);
                     }
             }
         }
@@ -162,6 +171,55 @@ class CudaDeviceTest {
                         float got = Float.intBitsToFloat(h.segment().getAtIndex(ValueLayout.JAVA_SHORT, i) << 16);
                         assertEquals(f[i], got, Math.abs(f[i]) * 0x1p-8f + 1e-30f, "bf16 element " + i);
                     }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {32, 128})
+    void matmulInt32TakesPerGroupWeights(int group) {
+        Device d = CudaTestSupport.gpu();
+        Random r = new Random(group + 7);
+        int n = 40;
+        QuantScheme scheme = QuantScheme.int8PerGroup(group);
+        for (int[] mk : new int[][] {{9, 1000}, {129, 1024}}) { // SKINNY family, then MMA
+            int m = mk[0], k = mk[1];
+            try (Tensor w = Tensor.of(random(r, n * k), n, k); Tensor x = Tensor.of(random(r, m * k), m, k);
+                 QuantizedTensor wq = Quant.quantize(w, scheme); QuantizedTensor xq = Quant.quantize(x, scheme);
+                 DeviceWeights dw = DeviceWeights.upload(wq, d); Tensor ad = xq.values().to(d);
+                 Tensor c = Ops.matmulInt32(ad, dw); Tensor back = c.to(Device.cpu())) {
+                byte[] a = xq.values().toByteArray(), b = wq.values().toByteArray();
+                int[] got = back.toIntArray();
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        int acc = 0;
+                        for (int kk = 0; kk < k; kk++) acc += a[i * k + kk] * b[j * k + kk];
+                        assertEquals(acc, got[i * n + j], "group " + group + " m=" + m + " k=" + k + " at " + i + "," + j);
+                    }
+            }
+        }
+    }
+
+    @Test
+    void toAndHostCopiesWaitForNonBlockingStreams() {
+        Device d = CudaTestSupport.gpu();
+        Random r = new Random(5);
+        int m = 256, n = 1024, k = 4096; // long enough that an unsynchronized read would see zeros
+        try (Tensor w = Tensor.of(random(r, n * k), n, k); Tensor x = Tensor.of(random(r, m * k), m, k);
+             DeviceWeights dw = DeviceWeights.quantize(w, QuantScheme.int8PerRow(), d); Tensor xd = x.to(d);
+             Tensor ref = Ops.matmul(xd, dw); Tensor refHost = ref.to(Device.cpu())) {
+            float[] want = refHost.toFloatArray();
+            for (int round = 0; round < 3; round++) {
+                try (Stream s = Stream.create(d); Tensor yd = Tensor.allocate(DType.F32, d, m, n);
+                     Tensor viaCopy = Tensor.allocate(DType.F32, m, n)) {
+                    Ops.matmul(xd, dw, null, yd, s);
+                    try (Tensor viaTo = yd.to(Device.cpu())) { // no s.synchronize(): to() waits for the device
+                        assertArrayEquals(want, viaTo.toFloatArray(), "to() after an op on a created stream");
+                    }
+                    Ops.matmul(xd, dw, null, yd, s);
+                    yd.copyTo(viaCopy, s); // device to host: waits for s before it returns
+                    assertArrayEquals(want, viaCopy.toFloatArray(), "copyTo(host, stream) after an op");
                 }
             }
         }

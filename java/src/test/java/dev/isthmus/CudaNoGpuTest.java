@@ -3,6 +3,7 @@ package dev.isthmus;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
@@ -116,10 +117,12 @@ class CudaNoGpuTest {
     @Test
     void factoriesValidateTheirArguments() {
         refuses(NullPointerException.class, () -> Tensor.allocate(null, Device.cpu(), 2), "dtype");
-        refuses(NullPointerException.class, () -> Tensor.allocate(DType.F32, (Device) null, 2), "device");
+        refuses(IllegalArgumentException.class, () -> Tensor.allocate(DType.F32, (Device) null, 2), "device is null");
         refuses(IllegalArgumentException.class, () -> Tensor.allocate(DType.F32, FAKE, 2, -1), "shape");
         refuses(IllegalArgumentException.class, () -> Tensor.allocate(DType.F32, FAKE), "shape");
-        refuses(NullPointerException.class, () -> Tensor.wrapDevicePointer(null, PTR, DType.F32, 2), "device");
+        refuses(IllegalArgumentException.class, () -> Tensor.wrapDevicePointer(null, PTR, DType.F32, 2), "device is null");
+        refuses(IllegalArgumentException.class, () -> Event.create(null), "device is null");
+        refuses(IllegalArgumentException.class, () -> Stream.create(null), "device is null");
         refuses(NullPointerException.class, () -> Tensor.wrapDevicePointer(FAKE, PTR, null, 2), "dtype");
         refuses(IllegalArgumentException.class, () -> Tensor.wrapDevicePointer(Device.cpu(), PTR, DType.F32, 2),
                 "cpu", "Tensor.wrap");
@@ -171,6 +174,46 @@ class CudaNoGpuTest {
             refuses(IllegalStateException.class, () -> i.set(1, 0), "cuda:0");
             refuses(IllegalStateException.class, i::toIntArray, "cuda:0");
         }
+    }
+
+    @Test
+    void wrappedDeviceTensorsAreClosedByClose() {
+        Tensor t = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 2, 64);
+        Tensor view = t.rows(0, 1);
+        assertTrue(t.isAlive() && view.isAlive());
+        view.close(); // a view's close marks only the view
+        assertFalse(view.isAlive());
+        assertTrue(t.isAlive());
+        refuses(IllegalStateException.class, view::devicePointer, "closed");
+        refuses(IllegalStateException.class, view::lease, "closed");
+        Tensor view2 = t.rows(1, 2);
+        t.close();
+        t.close(); // idempotent
+        assertFalse(t.isAlive());
+        assertFalse(view2.isAlive(), "a view of a closed tensor is closed");
+        assertTrue(t.toString().contains("closed"), t.toString());
+        refuses(IllegalStateException.class, t::devicePointer, "closed");
+        refuses(IllegalStateException.class, t::lease, "closed");
+        refuses(IllegalStateException.class, view2::lease, "closed");
+        refuses(IllegalStateException.class, () -> t.to(Device.cpu()), "closed");
+        try (DeviceWeights w = fakeWeights(FAKE, QuantScheme.int8PerRow());
+             Tensor y = Tensor.wrapDevicePointer(FAKE, PTR + (3 << 20), DType.F32, 2, 3);
+             Tensor h = Tensor.allocate(DType.F32, 2, 64)) {
+            refuses(IllegalStateException.class, () -> Ops.matmul(t, w, null, y, null), "x", "closed");
+            refuses(IllegalStateException.class, () -> Ops.matmul(t, w), "x", "closed");
+            refuses(IllegalStateException.class, () -> t.copyFrom(h, null), "closed");
+            assertTrue(w.isAlive());
+            w.values().close();
+            assertFalse(w.isAlive(), "closing a wrapped tensor of the weights closes them");
+            refuses(IllegalStateException.class, () -> Ops.matmul(y, w), "w", "closed");
+        }
+        // a lease blocks close, as for owned memory
+        Tensor u = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 4);
+        try (Tensor.Lease l = u.lease()) {
+            refuses(IllegalStateException.class, u::close, "in use");
+        }
+        u.close();
+        assertFalse(u.isAlive());
     }
 
     @Test
@@ -263,6 +306,43 @@ class CudaNoGpuTest {
     }
 
     @Test
+    void matmulInt32AcceptsPerGroupWeights() {
+        // exact int32 output uses no scales: per-group weights pass the Java checks (the native call gets
+        // PER_ROW, group 0) and the call gets as far as asking for CUDA
+        try (DeviceWeights w = fakeWeights(FAKE, QuantScheme.int8PerGroup(32));
+             Tensor a = Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 64);
+             Tensor c = Tensor.wrapDevicePointer(FAKE, PTR + (3 << 20), DType.I32, 2, 3)) {
+            assertEquals(QuantScheme.Granularity.PER_GROUP, w.scheme().granularity());
+            if (noGpu()) {
+                refuses(DeviceUnavailableException.class, () -> Ops.matmulInt32(a, w, c, null), "matmulInt32", "CUDA");
+                refuses(DeviceUnavailableException.class, () -> Ops.matmulInt32(a, w), "CUDA");
+            }
+        }
+    }
+
+    @Test
+    void allocatingFormsValidateBeforeAllocating() {
+        // the forms that return a new tensor check K, dtype and devices before allocating it: without a GPU a K
+        // mismatch is still the IllegalArgumentException naming both shapes, not a DeviceUnavailableException
+        try (DeviceWeights w = fakeWeights(FAKE, QuantScheme.int8PerRow());
+             Tensor xk = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 2, 63);
+             Tensor ak = Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 63);
+             Tensor xi = Tensor.wrapDevicePointer(FAKE, PTR, DType.I32, 2, 64);
+             QuantizedTensor qk = new QuantizedTensor(Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 63),
+                     Tensor.wrapDevicePointer(FAKE, PTR + (5 << 20), DType.F32, 2), QuantScheme.int8PerRow())) {
+            refuses(IllegalArgumentException.class, () -> Ops.matmul(xk, w), "x F32[2, 63]", "K = 63", "w is [3, 64]");
+            refuses(IllegalArgumentException.class, () -> Ops.matmul(qk, w), "a I8[2, 63]", "K = 63", "w is [3, 64]");
+            refuses(IllegalArgumentException.class, () -> Ops.matmulInt32(ak, w), "a I8[2, 63]", "K = 63",
+                    "w is [3, 64]");
+            refuses(IllegalArgumentException.class, () -> Ops.matmul(xi, w), "x must be one of", "I32");
+            try (QuantizedTensor g = new QuantizedTensor(Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 64),
+                    Tensor.wrapDevicePointer(FAKE, PTR + (5 << 20), DType.F32, 2 * 2), QuantScheme.int8PerGroup(32))) {
+                refuses(IllegalArgumentException.class, () -> Ops.matmul(g, w), "group of 32");
+            }
+        }
+    }
+
+    @Test
     void deviceQuantizeValidates() {
         try (Tensor x = Tensor.wrapDevicePointer(FAKE, PTR, DType.F32, 2, 64);
              Tensor xi = Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 64);
@@ -319,7 +399,6 @@ class CudaNoGpuTest {
              Stream s0 = Stream.wrap(FAKE, 0);
              Stream s1 = Stream.wrap(FAKE1, 0)) {
             refuses(IllegalArgumentException.class, () -> dev.copyFrom(null, s0), "src is null");
-            refuses(IllegalArgumentException.class, () -> dev.copyFrom(host, null), "stream is null");
             refuses(IllegalArgumentException.class, () -> host.copyTo(null, s0), "dst is null");
             refuses(IllegalArgumentException.class, () -> dev.copyFrom(host, s1), "stream is on cuda:1");
             refuses(IllegalArgumentException.class, () -> dev1.copyFrom(dev, s0), "cuda:0", "cuda:1");
@@ -337,6 +416,9 @@ class CudaNoGpuTest {
             }
             if (noGpu()) {
                 refuses(DeviceUnavailableException.class, () -> dev.copyFrom(host, s0), "CUDA");
+                // a null stream is the legacy default stream (synchronous), as for the ops
+                refuses(DeviceUnavailableException.class, () -> dev.copyFrom(host, null), "CUDA");
+                refuses(DeviceUnavailableException.class, () -> dev.copyTo(host, null), "CUDA");
                 refuses(DeviceUnavailableException.class, () -> host.to(FAKE), "CUDA");
                 refuses(DeviceUnavailableException.class, () -> dev.to(Device.cpu()), "CUDA");
                 refuses(DeviceUnavailableException.class, s0::synchronize, "CUDA");
@@ -360,6 +442,31 @@ class CudaNoGpuTest {
                 refuses(IllegalStateException.class, () -> x.copyFrom(h, s), "closed");
             }
         }
+    }
+
+    @Test
+    void cleanupKeepsThePrimaryException() {
+        IllegalArgumentException primary = new IllegalArgumentException("primary");
+        assertSame(primary, dev.isthmus.internal.Cleanup.closeQuietly(() -> {
+            throw new IllegalStateException("close failed");
+        }, primary));
+        assertEquals(1, primary.getSuppressed().length);
+        assertEquals("close failed", primary.getSuppressed()[0].getMessage());
+        assertSame(primary, dev.isthmus.internal.Cleanup.closeQuietly(null, primary));
+    }
+
+    @Test
+    void quantizedTensorCloseClosesTheScalesWhenTheValuesFail() {
+        Tensor v = Tensor.wrapDevicePointer(FAKE, PTR, DType.I8, 2, 8);
+        Tensor sc = Tensor.wrapDevicePointer(FAKE, PTR + 4096, DType.F32, 2);
+        QuantizedTensor q = new QuantizedTensor(v, sc, QuantScheme.int8PerRow());
+        try (Tensor.Lease l = v.lease()) { // values in use: their close throws
+            refuses(IllegalStateException.class, q::close, "in use");
+        }
+        assertFalse(sc.isAlive(), "scales closed although closing the values threw");
+        assertTrue(v.isAlive());
+        q.close();
+        assertFalse(v.isAlive());
     }
 
     @Test

@@ -4,6 +4,7 @@ import dev.isthmus.DType;
 import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.bindings.cuda.isthmus_cuda_gemm_s8_args;
 import dev.isthmus.bindings.cuda.isthmus_cuda_quantize_args;
+import dev.isthmus.quant.QuantScheme;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -20,6 +21,15 @@ public final class CudaKernels {
             case BF16 -> IsthmusCuda.ISTHMUS_CUDA_BF16();
             case I8 -> IsthmusCuda.ISTHMUS_CUDA_S8();
             case I32 -> IsthmusCuda.ISTHMUS_CUDA_S32();
+        };
+    }
+
+    /** ISTHMUS_CUDA_SCALE_PER_TENSOR / PER_ROW / PER_GROUP of a scheme's granularity (the header's constants). */
+    public static int granularity(QuantScheme scheme) {
+        return switch (scheme.granularity()) {
+            case PER_TENSOR -> IsthmusCuda.ISTHMUS_CUDA_SCALE_PER_TENSOR();
+            case PER_ROW -> IsthmusCuda.ISTHMUS_CUDA_SCALE_PER_ROW();
+            case PER_GROUP -> IsthmusCuda.ISTHMUS_CUDA_SCALE_PER_GROUP();
         };
     }
 

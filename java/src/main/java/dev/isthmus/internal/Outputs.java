@@ -15,7 +15,7 @@ public final class Outputs {
         try {
             fill.accept(out);
         } catch (RuntimeException | Error e) {
-            out.close();
+            Cleanup.closeQuietly(out, e);
             throw e;
         }
         return out;

@@ -4,6 +4,7 @@ import dev.isthmus.DType;
 import dev.isthmus.Device;
 import dev.isthmus.Tensor;
 import dev.isthmus.internal.Checks;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.CudaKernels;
 
 /**
@@ -21,8 +22,9 @@ import dev.isthmus.internal.CudaKernels;
  * try (Tensor w = Tensor.of(weights, n, k);                            // f32 [N, K] on the host
  *      DeviceWeights dw = DeviceWeights.quantize(w, QuantScheme.int8PerRow(), gpu);
  *      Tensor x = hostX.to(gpu);
- *      Tensor y = Ops.matmul(x, dw)) {                                 // f32 [M, N] on the GPU
- *     float[] out = y.to(Device.cpu()).toFloatArray();   // (close that copy too)
+ *      Tensor y = Ops.matmul(x, dw);                                   // f32 [M, N] on the GPU
+ *      Tensor yHost = y.to(Device.cpu())) {                            // a host copy, closed too
+ *     float[] out = yHost.toFloatArray();
  * }
  * }</pre>
  */
@@ -74,12 +76,13 @@ public final class DeviceWeights implements AutoCloseable {
         requireNative(w.scheme());
         Checks.sameDevice(w.values(), "w.values", Device.cpu(), "the upload's source (the host)");
         checkK(w.cols(), "w " + Checks.shape(w.values()));
-        Tensor v = w.values().to(device);
+        Tensor v = w.values().to(device), s = null;
         try {
-            Tensor s = w.scales().to(device);
+            s = w.scales().to(device);
             return new DeviceWeights(new QuantizedTensor(v, s, w.scheme()));
-        } catch (RuntimeException | Error e) {
-            v.close();
+        } catch (RuntimeException | Error e) { // the scales too, when the QuantizedTensor constructor refuses them
+            Cleanup.closeQuietly(v, e);
+            Cleanup.closeQuietly(s, e);
             throw e;
         }
     }
@@ -130,7 +133,10 @@ public final class DeviceWeights implements AutoCloseable {
         return q.scales();
     }
 
-    /** True until closed (for wrapped memory: until this object is closed). */
+    /**
+     * True until this object, or one of its two tensors, is closed. Every device tensor has a closed flag, wrapped
+     * memory ({@link Tensor#wrapDevicePointer}) included: closing marks it closed without freeing it.
+     */
     public boolean isAlive() {
         return q.values().isAlive() && q.scales().isAlive();
     }

@@ -3,6 +3,7 @@ package dev.isthmus.quant;
 import dev.isthmus.DType;
 import dev.isthmus.Device;
 import dev.isthmus.Stream;
+import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.CudaKernels;
 import dev.isthmus.Tensor;
@@ -62,8 +63,8 @@ public final class Quant {
             isthmus_quantize_args.scales(a, s.segment());
             Native.checkInput(Isthmus.isthmus_quantize_s8(a), "quantize", "x " + Checks.shape(x), "not finite");
         } catch (RuntimeException e) {
-            q.close();
-            s.close();
+            Cleanup.closeQuietly(q, e);
+            Cleanup.closeQuietly(s, e);
             throw e;
         }
         return new QuantizedTensor(q, s, scheme);
@@ -112,15 +113,15 @@ public final class Quant {
             try (Tensor.Lease lx = x.lease(); Tensor.Lease ls = stream == null ? Tensor.Lease.NONE : stream.lease()) {
                 long h = stream == null ? 0 : stream.handle();
                 CudaKernels.quantize(device.index(), rows, cols, x.devicePointer(), x.dtype(), Math.max(x.stride(0), cols),
-                        scheme.nativeGranularity(), scheme.granularity() == QuantScheme.Granularity.PER_GROUP
+                        CudaKernels.granularity(scheme), scheme.granularity() == QuantScheme.Granularity.PER_GROUP
                                 ? scheme.group() : 0, q.devicePointer(), cols, s.devicePointer(), h,
                         "quantize x " + Checks.shape(x) + " on " + device);
                 if (stream == null) Cuda.synchronize(device.index(), 0, "quantize");
             }
             return new QuantizedTensor(q, s, scheme);
         } catch (RuntimeException | Error e) {
-            q.close();
-            if (s != null) s.close();
+            Cleanup.closeQuietly(q, e);
+            Cleanup.closeQuietly(s, e);
             throw e;
         }
     }
@@ -153,7 +154,7 @@ public final class Quant {
             isthmus_dequantize_args.ldx(a, cols);
             Native.check(Isthmus.isthmus_dequantize_s8(a), "dequantize");
         } catch (RuntimeException e) {
-            x.close();
+            Cleanup.closeQuietly(x, e);
             throw e;
         }
         return x;
@@ -227,9 +228,9 @@ public final class Quant {
                     }
             }
         } catch (RuntimeException e) {
-            q.close();
-            s.close();
-            if (z != null) z.close();
+            Cleanup.closeQuietly(q, e);
+            Cleanup.closeQuietly(s, e);
+            Cleanup.closeQuietly(z, e);
             throw e;
         }
         return new QuantizedTensor(q, s, z, scheme);

@@ -96,11 +96,23 @@ public final class QuantizedTensor implements AutoCloseable {
         return values.dim(1);
     }
 
+    /**
+     * Closes values, scales and zero points; each is closed even when closing another throws (the first failure is
+     * thrown, later ones are added to it as suppressed).
+     */
     @Override
     public void close() {
-        values.close();
-        scales.close();
-        if (zeroPoints != null) zeroPoints.close();
+        RuntimeException first = null;
+        for (Tensor t : new Tensor[] {values, scales, zeroPoints}) {
+            if (t == null) continue;
+            try {
+                t.close();
+            } catch (RuntimeException e) {
+                if (first == null) first = e;
+                else first.addSuppressed(e);
+            }
+        }
+        if (first != null) throw first;
     }
 
     @Override
