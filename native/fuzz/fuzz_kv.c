@@ -243,12 +243,15 @@ static void op_write(fz_in *in, shadow *z) {
             fz_check_status(st, "isthmus_rope");
             if (st) fail("isthmus_rope refused what isthmus_kv_write accepts");
         }
-        /* kv_write refuses NaN / inf K (after RoPE) and V for every dtype, and values the store would
-         * round to inf (f16: |x| >= 65520, bf16: |x| >= 0x1.ffp127): isthmus.h */
+        /* kv_write refuses NaN / inf K and V for every dtype, and values the store would round to inf (f16:
+         * |x| >= 65520, bf16: |x| >= 0x1.ffp127), checked on K as passed AND on K after RoPE (isthmus.h: "a K
+         * row that RoPE takes out of that range is refused too"); the CI campaign found a bf16 K of 3.4e38 that
+         * RoPE rotated below the limit: refused by the library, taken as valid here when only kr was checked */
         float lim = z->cfg.dtype == ISTHMUS_KV_F16 ? 65520.0f : z->cfg.dtype == ISTHMUS_KV_BF16 ? 0x1.ffp127f : INFINITY;
         for (r = 0; r < total; r++)
             for (int64_t i = 0; i < z->width; i++)
-                s8_bad |= !(fabsf(kr[r * z->width + i]) < lim) || !(fabsf(v[r * ld + i]) < lim);
+                s8_bad |= !(fabsf(k[r * ld + i]) < lim) || !(fabsf(kr[r * z->width + i]) < lim) ||
+                          !(fabsf(v[r * ld + i]) < lim);
     }
     isthmus_kv_write_args a = {nulls == 0 ? NULL : z->state, layer, n, nulls == 1 ? NULL : seqs,
                                nulls == 2 ? NULL : nt, nulls == 3 ? NULL : k, ld, nulls == 4 ? NULL : v, ld, rope,
