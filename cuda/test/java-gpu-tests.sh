@@ -4,7 +4,8 @@
 # libisthmus.so and libisthmus_cuda.so in LIBDIR (device-check.sh passes its build folder). Class path, so
 # --enable-native-access=ALL-UNNAMED. Prints the JUnit console tree (ASCII) and its summary; exit status 0 when
 # nothing failed, 1 on a failure, 2 when no test was found (a wrong class path). -Disthmus.test.requireGpu=true:
-# on the GPU machine a test skipped for want of a GPU means a broken setup, so CudaTestSupport fails it instead.
+# on the GPU machine a test skipped for want of a GPU means a broken setup, so CudaTestSupport fails it instead
+# (not with JAVA_WITHOUT_GPU=1, which tries the carried setup where there is no GPU: then every test skips).
 # With both -D paths set the loaders never look for jar-embedded libraries.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,8 +21,10 @@ echo "java-gpu-tests: $(head -1 "$DJ/BUILD-INFO" 2>/dev/null) (tree: $(git rev-p
 CP=$DJ/lib/isthmus-tests.jar:$DJ/lib/isthmus.jar:$DJ/lib/isthmus-bindings.jar:$DJ/lib/jcuda.jar:$DJ/lib/jcuda-natives-linux-x86_64.jar
 TMP=$(mktemp -d)   # JCuda extracts its natives into java.io.tmpdir
 trap 'rm -rf "$TMP"' EXIT
+REQUIRE=true
+[ "${JAVA_WITHOUT_GPU:-0}" = 1 ] && REQUIRE=false   # trying the carried setup on a machine without a GPU: skips
 "$DJ/jre/bin/java" --enable-native-access=ALL-UNNAMED -Xss8m -Djava.io.tmpdir="$TMP" \
-    -Disthmus.test.requireGpu=true -Disthmus.library.path="$LIBDIR/libisthmus.so" -Disthmus.cuda.library.path="$LIBDIR/libisthmus_cuda.so" \
+    -Disthmus.test.requireGpu=$REQUIRE -Disthmus.library.path="$LIBDIR/libisthmus.so" -Disthmus.cuda.library.path="$LIBDIR/libisthmus_cuda.so" \
     -jar "$DJ/lib/junit-platform-console-standalone.jar" execute --class-path "$CP" \
     --select-class dev.isthmus.CudaDeviceTest --select-class dev.isthmus.CudaJCudaInteropTest \
     --details=tree --details-theme=ascii --disable-banner --disable-ansi-colors --fail-if-no-tests
