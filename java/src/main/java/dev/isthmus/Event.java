@@ -45,12 +45,7 @@ public final class Event implements AutoCloseable {
     public static Event create(Device device) {
         Stream.cudaDevice(device, "device");
         Cuda.require("Event.create");
-        long h;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
-            Cuda.check(IsthmusCuda.isthmus_cuda_event_create(device.index(), out), "Event.create " + device);
-            h = out.get(ValueLayout.ADDRESS, 0).address();
-        }
+        long h = Cuda.created(out -> IsthmusCuda.isthmus_cuda_event_create(device.index(), out), "Event.create " + device);
         try {
             return new Event(device, h);
         } catch (RuntimeException | Error e) {

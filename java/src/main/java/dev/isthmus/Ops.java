@@ -8,7 +8,6 @@ import dev.isthmus.bindings.isthmus_rmsnorm_args;
 import dev.isthmus.bindings.isthmus_swiglu_args;
 import dev.isthmus.bindings.cuda.IsthmusCuda;
 import dev.isthmus.internal.Checks;
-import dev.isthmus.internal.Cleanup;
 import dev.isthmus.internal.Cuda;
 import dev.isthmus.internal.CudaKernels;
 import dev.isthmus.quant.DeviceWeights;
@@ -189,7 +188,7 @@ public final class Ops {
      */
     public static Tensor matmul(Tensor x, DeviceWeights w) {
         Device d = validateMatmul(x, w, null, null, null, false);
-        return deviceOutput(DType.F32, d, x.dim(0), w.n(), y -> matmul(x, w, null, y, null));
+        return Outputs.allocate(DType.F32, d, x.dim(0), w.n(), y -> matmul(x, w, null, y, null));
     }
 
     /**
@@ -245,7 +244,7 @@ public final class Ops {
      *  tensor, computed before this returns. */
     public static Tensor matmul(QuantizedTensor a, DeviceWeights w) {
         Device d = validateMatmul(a, w, null, null, null, false);
-        return deviceOutput(DType.F32, d, a.rows(), w.n(), y -> matmul(a, w, null, y, null));
+        return Outputs.allocate(DType.F32, d, a.rows(), w.n(), y -> matmul(a, w, null, y, null));
     }
 
     /**
@@ -274,7 +273,7 @@ public final class Ops {
     /** Exact int32 {@code C = Aq . Wq^T} on a CUDA device; a new owned I32 tensor, computed before this returns. */
     public static Tensor matmulInt32(Tensor a, DeviceWeights w) {
         Device d = validateMatmulInt32(a, w, null, null, false);
-        return deviceOutput(DType.I32, d, a.dim(0), w.n(), c -> matmulInt32(a, w, c, null));
+        return Outputs.allocate(DType.I32, d, a.dim(0), w.n(), c -> matmulInt32(a, w, c, null));
     }
 
     /**
@@ -406,17 +405,6 @@ public final class Ops {
             noWeightOverlap(out, w);
         }
         return d;
-    }
-
-    private static Tensor deviceOutput(DType type, Device d, long rows, long cols, java.util.function.Consumer<Tensor> fill) {
-        Tensor out = Tensor.allocate(type, d, rows, cols);
-        try {
-            fill.accept(out);
-        } catch (RuntimeException | Error e) {
-            Cleanup.closeQuietly(out, e);
-            throw e;
-        }
-        return out;
     }
 
     private static Device deviceOf(DeviceWeights w) {

@@ -84,12 +84,7 @@ public final class Stream implements AutoCloseable {
     public static Stream create(Device device) {
         cudaDevice(device, "device");
         Cuda.require("Stream.create");
-        long h;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
-            Cuda.check(IsthmusCuda.isthmus_cuda_stream_create(device.index(), out), "Stream.create " + device);
-            h = out.get(ValueLayout.ADDRESS, 0).address();
-        }
+        long h = Cuda.created(out -> IsthmusCuda.isthmus_cuda_stream_create(device.index(), out), "Stream.create " + device);
         try {
             return new Stream(device, h, true);
         } catch (RuntimeException | Error e) {

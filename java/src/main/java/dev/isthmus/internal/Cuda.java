@@ -86,9 +86,15 @@ public final class Cuda {
     /** {@code bytes >= 1} of device memory on {@code device}; the address. */
     public static long malloc(int device, long bytes, String operation) {
         require(operation);
+        return created(out -> IsthmusCuda.isthmus_cuda_malloc(device, bytes, out), operation);
+    }
+
+    /** Runs a native call that returns a pointer through {@code void **out} (malloc, stream and event create); the
+     *  pointer, after {@link #check} of the call's status. */
+    public static long created(java.util.function.ToIntFunction<MemorySegment> call, String operation) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
-            check(IsthmusCuda.isthmus_cuda_malloc(device, bytes, out), operation);
+            check(call.applyAsInt(out), operation);
             return out.get(ValueLayout.ADDRESS, 0).address();
         }
     }

@@ -1,6 +1,7 @@
 package dev.isthmus.internal;
 
 import dev.isthmus.DType;
+import dev.isthmus.Device;
 import dev.isthmus.Tensor;
 
 import java.util.function.Consumer;
@@ -11,7 +12,15 @@ public final class Outputs {
 
     /** A new owned {@code [rows, cols]} tensor written by {@code fill}; closed again if {@code fill} throws. */
     public static Tensor allocate(DType type, long rows, long cols, Consumer<Tensor> fill) {
-        Tensor out = Tensor.allocate(type, rows, cols);
+        return filled(Tensor.allocate(type, rows, cols), fill);
+    }
+
+    /** The same on a device (a CUDA device's memory for a CUDA device). */
+    public static Tensor allocate(DType type, Device device, long rows, long cols, Consumer<Tensor> fill) {
+        return filled(Tensor.allocate(type, device, rows, cols), fill);
+    }
+
+    private static Tensor filled(Tensor out, Consumer<Tensor> fill) {
         try {
             fill.accept(out);
         } catch (RuntimeException | Error e) {
